@@ -1,4 +1,7 @@
 // Command duosync provisions Duo Security from approved ServiceNow requests.
+//
+// main is deliberately thin: it turns signals into a cancelled context and
+// hands everything to Run, which end-to-end tests call directly.
 package main
 
 import (
@@ -6,39 +9,157 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
+	"strings"
+	"syscall"
 )
 
 func main() {
-	ctx := context.Background()
-	os.Exit(Run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+	ctx, stop := notifyContext(context.Background())
+	defer stop()
+	code := Run(ctx, os.Args[1:], Env{
+		Stdin:  os.Stdin,
+		Stdout: os.Stdout,
+		Stderr: os.Stderr,
+		Getenv: os.Getenv,
+	})
+	stop()
+	os.Exit(code)
 }
 
-// Run is the whole program behind main, so that tests run the same code.
-func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	if len(args) == 0 {
-		fmt.Fprintln(stderr, "usage: duosync COMMAND")
-		return exitUsage
-	}
-	var err error
-	switch args[0] {
-	case "emulate":
-		if len(args) < 2 {
-			err = usageErrorf("emulate: name duo or servicenow")
-			break
+// notifyContext cancels the returned context on the first SIGINT or SIGTERM,
+// with a cause that records which signal it was (for exit 130 or 143). A
+// second signal exits at once: the journal is written transaction by
+// transaction, so it stays valid.
+func notifyContext(parent context.Context) (context.Context, func()) {
+	ctx, cancel := context.WithCancelCause(parent)
+	ch := make(chan os.Signal, 2)
+	signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() {
+		select {
+		case sig := <-ch:
+			cancel(&interruptedError{sig: sig.(syscall.Signal)})
+		case <-done:
+			return
 		}
-		switch args[1] {
-		case "duo":
-			err = runEmulateDuo(ctx, args[2:], stdout, stderr)
-		case "servicenow":
-			err = runEmulateServiceNow(ctx, args[2:], stdout, stderr)
-		default:
-			err = usageErrorf("emulate: unknown emulator %q (duo or servicenow)", args[1])
+		select {
+		case sig := <-ch:
+			fmt.Fprintf(os.Stderr, "duosync: second %v: exiting now\n", sig)
+			os.Exit(128 + int(sig.(syscall.Signal)))
+		case <-done:
 		}
-	default:
-		err = usageErrorf("unknown command %q", args[0])
+	}()
+	var once bool
+	return ctx, func() {
+		if !once {
+			once = true
+			signal.Stop(ch)
+			close(done)
+			cancel(nil)
+		}
 	}
-	if err != nil {
-		fmt.Fprintln(stderr, "duosync:", err)
+}
+
+// Env is the process environment a command runs in. Tests pass their own.
+type Env struct {
+	Stdin  io.Reader
+	Stdout io.Writer
+	Stderr io.Writer
+	Getenv func(string) string
+	// IsTerminal reports whether stdin/stdout are a terminal (prompts,
+	// progress bars, text logs). Nil means "ask the OS".
+	IsTerminal func() bool
+}
+
+// command is one subcommand.
+type command struct {
+	name    string
+	summary string
+	run     func(ctx context.Context, env Env, args []string) error
+}
+
+func commands() []command {
+	return []command{
+		{"plan", "show what apply would do (never writes to Duo)", runPlan},
+		{"apply", "apply the plan (or a saved plan.json) to Duo", runApply},
+		{"validate", "parse and validate the source only, no Duo access", runValidate},
+		{"report", "re-render or re-send a run's report from the journal", runReport},
+		{"history", "list runs from the journal", runHistory},
+		{"schedule", "run the configured schedules (cron daemon)", runSchedule},
+		{"emulate", "run a Duo or ServiceNow emulator: emulate duo|servicenow", runEmulate},
+		{"demo", "the whole job on an embedded Duo emulator, no setup", runDemo},
+		{"completion", "print a shell completion script: completion bash|zsh|fish", runCompletion},
+		{"version", "print the version, commit and Go version", runVersion},
+	}
+}
+
+// Run runs duosync with args (without the program name) and returns the
+// process exit code. Every error is mapped to an exit code here, in one place.
+func Run(ctx context.Context, args []string, env Env) int {
+	if env.Getenv == nil {
+		env.Getenv = os.Getenv
+	}
+	if env.Stdin == nil {
+		env.Stdin = strings.NewReader("")
+	}
+	err := dispatch(ctx, env, args)
+	if err != nil && !isSilent(err) {
+		fmt.Fprintln(env.Stderr, "duosync:", err)
 	}
 	return exitCode(err)
+}
+
+func dispatch(ctx context.Context, env Env, args []string) error {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		if len(args) > 1 && args[0] == "help" {
+			return dispatch(ctx, env, []string{args[1], "--help"})
+		}
+		printUsage(env.Stdout)
+		if len(args) == 0 {
+			return withCode(exitUsage, silentError("no command"))
+		}
+		return nil
+	}
+	if args[0] == "--version" || args[0] == "-version" {
+		return runVersion(ctx, env, nil)
+	}
+	for _, c := range commands() {
+		if c.name == args[0] {
+			return c.run(ctx, env, args[1:])
+		}
+	}
+	return usageErrorf("unknown command %q (see duosync --help)", args[0])
+}
+
+func printUsage(w io.Writer) {
+	fmt.Fprintln(w, "duosync provisions Duo Security from approved ServiceNow requests.")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Usage: duosync COMMAND [flags]")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Commands:")
+	for _, c := range commands() {
+		fmt.Fprintf(w, "  %-11s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Run 'duosync COMMAND --help' for a command's flags, their environment variables and defaults.")
+	fmt.Fprintln(w, "Exit codes: 0 ok, 1 error, 2 changes pending (plan --detailed-exitcode), 3 partial failure,")
+	fmt.Fprintln(w, "4 guard tripped, 5 locked by another run, 64 usage/config error, 130/143 interrupted.")
+}
+
+func runEmulate(ctx context.Context, env Env, args []string) error {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
+		fmt.Fprintln(env.Stdout, "Usage: duosync emulate duo|servicenow [flags]  (see duosync emulate duo --help)")
+		if len(args) == 0 {
+			return usageErrorf("emulate: name duo or servicenow")
+		}
+		return nil
+	}
+	switch args[0] {
+	case "duo":
+		return runEmulateDuo(ctx, args[1:], env.Stdout, env.Stderr)
+	case "servicenow":
+		return runEmulateServiceNow(ctx, args[1:], env.Stdout, env.Stderr)
+	}
+	return usageErrorf("emulate: unknown emulator %q (duo or servicenow)", args[0])
 }

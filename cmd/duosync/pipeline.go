@@ -1,0 +1,327 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/duosync/duosync/duo"
+	"github.com/duosync/duosync/journal"
+	"github.com/duosync/duosync/report"
+	"github.com/duosync/duosync/source"
+	"github.com/duosync/duosync/source/servicenow"
+	"github.com/duosync/duosync/statedir"
+	dsync "github.com/duosync/duosync/sync"
+)
+
+// run is one pass of the pipeline (DESIGN.md): source → validate → desired
+// state → read Duo → diff → guard → plan, and for apply: → apply → journal →
+// report → email → write-back. Each stage is a method; what a stage learns is
+// kept here for the report.
+type run struct {
+	env     Env
+	s       *settings
+	log     *slog.Logger
+	id      string
+	mode    string // "plan" or "apply"
+	command string
+	started time.Time
+
+	stateDir string
+	journal  *journal.Journal
+	lock     *statedir.LockFile
+	duo      *duo.Client
+	sn       *servicenow.Client
+
+	src        sourceSummary
+	desired    dsync.Desired
+	have       dsync.Have
+	plan       dsync.Plan
+	result     *dsync.Result
+	overridden []*dsync.GuardError
+	guardErr   *dsync.GuardError
+	snFetch    servicenow.FetchInfo
+	sysIDs     map[string]string // RITM number → sys_id, for write-back
+
+	quietPlan bool // print only the plan's summary line (the demo's apply)
+
+	report      *report.Report
+	reportPaths report.Paths
+}
+
+// sourceSummary describes what was read, for the report header and saved plans.
+type sourceSummary struct {
+	kind     string
+	files    []source.FileInfo
+	sha256   string // of the CSV files together, or of the ServiceNow query
+	describe string
+	warnings []string
+	problems []source.Problem
+}
+
+func newRunID(now time.Time) string {
+	var b [3]byte
+	_, _ = rand.Read(b[:])
+	return now.UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(b[:])
+}
+
+// newRun sets up logging and the state directory; apply also takes the lock
+// and marks the runs a crash left behind.
+func newRun(ctx context.Context, env Env, s *settings, mode, command string) (*run, error) {
+	now := time.Now()
+	r := &run{env: env, s: s, mode: mode, command: command, started: now, id: newRunID(now)}
+	logger, err := newLogger(env.Stderr, s.logFormat, s.logLevel)
+	if err != nil {
+		return nil, err
+	}
+	r.log = logger.With("run_id", r.id)
+
+	dir, err := statedir.Resolve(s.stateDir)
+	if err != nil {
+		return nil, withCode(exitUsage, fmt.Errorf("state directory: %w", err))
+	}
+	r.stateDir = dir
+	if s.reportDir == "" {
+		s.reportDir = filepath.Join(dir, "reports")
+	}
+	if mode == "apply" {
+		host, _ := os.Hostname()
+		r.lock, err = statedir.Lock(dir, statedir.Holder{PID: os.Getpid(), RunID: r.id, Command: command, StartedAt: now, Host: host})
+		if err != nil {
+			return nil, err
+		}
+	}
+	r.journal, err = journal.Open(filepath.Join(dir, "journal.db"))
+	if err != nil {
+		r.close()
+		return nil, fmt.Errorf("journal: %w", err)
+	}
+	if mode == "apply" {
+		// Only a run holding the lock may decide that a "running" run is dead.
+		if n, err := r.journal.MarkCrashed(ctx); err != nil {
+			r.close()
+			return nil, fmt.Errorf("journal: %w", err)
+		} else if n > 0 {
+			r.log.Warn("earlier runs were left running by a crash; marked interrupted", "runs", n)
+		}
+	}
+	return r, nil
+}
+
+func (r *run) close() {
+	if r.journal != nil {
+		r.journal.Close()
+	}
+	if r.lock != nil {
+		r.lock.Unlock()
+	}
+}
+
+// begin records the run in the journal once the source is known.
+func (r *run) begin(ctx context.Context) error {
+	return r.journal.BeginRun(ctx, journal.Run{
+		ID: r.id, Mode: r.mode, Command: r.command, Source: r.src.describe,
+		SourceSHA256: r.src.sha256, DuoHost: r.s.duoHost, Version: version, StartedAt: r.started,
+	})
+}
+
+// readSource reads the requests and builds the desired state. A broken
+// source is an error: nothing is applied from it.
+func (r *run) readSource(ctx context.Context) error {
+	b, err := dsync.NewBuilder(r.s.mapping, r.s.filter)
+	if err != nil {
+		return usageErrorf("mapping: %v", err)
+	}
+	switch r.s.sourceKind {
+	case "servicenow":
+		if err := r.readServiceNow(ctx, b); err != nil {
+			return err
+		}
+	default:
+		res, err := source.ReadCSV(ctx, r.s.csvPaths, source.CSVOptions{Encoding: r.s.encoding, Logger: r.log}, b.Add)
+		r.src = sourceSummary{kind: "csv", files: res.Files, warnings: res.Warnings, problems: res.Problems}
+		r.src.describe = strings.Join(filePaths(res.Files), ", ")
+		r.src.sha256 = combinedSHA(res.Files)
+		if err != nil {
+			return fmt.Errorf("read source: %w", err)
+		}
+		for _, p := range res.Problems {
+			b.AddProblem(p)
+		}
+	}
+	r.desired = b.Finish()
+	r.desired.Warnings = append(r.src.warnings, r.desired.Warnings...)
+	return nil
+}
+
+func filePaths(fs []source.FileInfo) []string {
+	var out []string
+	for _, f := range fs {
+		out = append(out, f.Path)
+	}
+	return out
+}
+
+// readDuo reads the Duo users that can match the desired ones, and the groups.
+func (r *run) readDuo(ctx context.Context) error {
+	c, err := r.duoClient()
+	if err != nil {
+		return err
+	}
+	users, total, err := c.UsersFor(ctx, dsync.Usernames(r.desired))
+	if err != nil {
+		return fmt.Errorf("read Duo users: %w", err)
+	}
+	groups, err := c.Groups(ctx)
+	if err != nil {
+		return fmt.Errorf("read Duo groups: %w", err)
+	}
+	r.have = dsync.Have{Users: users, Groups: groups, Total: total}
+	return nil
+}
+
+func (r *run) duoClient() (*duo.Client, error) {
+	if r.duo != nil {
+		return r.duo, nil
+	}
+	c, err := duo.New(duo.Config{
+		Host: r.s.duoHost, IKey: r.s.duoIKey, SKey: r.s.duoSKey, CAFile: r.s.duoCAFile,
+		ReadsPerMinute: r.s.readsPerMinute, WritesPerMinute: r.s.writesPerMinute,
+		Logger: r.log, UserAgent: "duosync/" + version,
+	})
+	if err != nil {
+		return nil, withCode(exitUsage, fmt.Errorf("duo: %w", err))
+	}
+	r.duo = c
+	return c, nil
+}
+
+// diff computes the plan and checks the guards.
+func (r *run) diff(ctx context.Context) error {
+	history, err := r.journal.Enrollments(ctx, dsync.Usernames(r.desired))
+	if err != nil {
+		return fmt.Errorf("journal: %w", err)
+	}
+	r.plan = dsync.Diff(r.have, r.desired, history, r.s.policy, time.Now())
+	return r.guard()
+}
+
+func (r *run) guard() error {
+	overridden, err := dsync.CheckGuards(r.plan, r.desired, r.have.Total, r.s.policy, r.s.force)
+	r.overridden = overridden
+	for _, g := range overridden {
+		r.log.Warn("guard overridden with --force", "guard", g.Guard, "detail", g.Error())
+	}
+	if err != nil {
+		errors.As(err, &r.guardErr)
+		return err
+	}
+	return nil
+}
+
+// finish writes the report (always, before any email), records the end of
+// the run in the journal, emails the report when configured, and returns
+// the run's final error (which decides the exit code).
+func (r *run) finish(ctx context.Context, runErr error) error {
+	// The run's context may be cancelled (a signal): the report and the
+	// journal still get written, with a bound.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+
+	code := exitCode(runErr)
+	rep := r.buildReport(runErr, code)
+	paths, err := report.WriteFiles(r.s.reportDir, rep)
+	if err != nil {
+		r.log.Error("write report", "err", err)
+	} else {
+		r.log.Info("report written", "html", paths.HTML, "json", paths.JSON)
+		r.reportPaths = paths
+	}
+	var rawJSON []byte
+	if paths.JSON != "" {
+		rawJSON, _ = os.ReadFile(paths.JSON)
+	}
+	status := journalStatus(code)
+	if err := r.journal.FinishRun(ctx, r.id, journal.RunFinish{
+		Status: status, ExitCode: code, Counts: summaryCounts(rep.Summary),
+		Forced: len(r.overridden) > 0, Report: rawJSON,
+	}); err != nil {
+		r.log.Error("journal: finish run", "err", err)
+	}
+	r.report = rep
+	if r.mode == "apply" || r.s.email.addr != "" {
+		r.sendEmail(ctx, rep, paths)
+	}
+	return runErr
+}
+
+func journalStatus(code int) string {
+	switch code {
+	case exitOK, exitChanges:
+		return journal.StatusOK
+	case exitPartial:
+		return journal.StatusPartial
+	case exitGuard:
+		return journal.StatusGuard
+	case exitInterrupted, 143:
+		return journal.StatusInterrupted
+	}
+	return journal.StatusFailed
+}
+
+// sendEmail emails the report when configured. A failed email never changes
+// the exit code and never loses the report: it is logged, journaled, and
+// `duosync report RUN_ID --send` sends it again.
+func (r *run) sendEmail(ctx context.Context, rep *report.Report, paths report.Paths) {
+	cfg := r.s.emailConfig()
+	if cfg.Addr == "" || !report.ShouldSend(cfg, rep) {
+		return
+	}
+	if err := sendReport(ctx, r.journal, cfg, rep, paths); err != nil {
+		r.log.Error("email report", "err", err, "retry", "duosync report "+r.id+" --send")
+	} else {
+		r.log.Info("report emailed", "to", strings.Join(cfg.To, ","))
+	}
+}
+
+func (s *settings) emailConfig() report.EmailConfig {
+	return report.EmailConfig{
+		Addr: s.email.addr, TLS: s.email.tls, User: s.email.user, Password: s.email.password,
+		From: s.email.from, To: s.email.to, When: s.email.when, CAFile: s.email.caFile,
+	}
+}
+
+// sendReport sends a written report, attaching the CSV file exactly as it is
+// on disk, and records the outcome in the journal and the report's JSON.
+func sendReport(ctx context.Context, j *journal.Journal, cfg report.EmailConfig, rep *report.Report, paths report.Paths) error {
+	csv, err := os.ReadFile(paths.CSV)
+	if err != nil {
+		return fmt.Errorf("read report CSV: %w", err)
+	}
+	sendErr := report.Send(ctx, cfg, rep, csv)
+	status := &report.EmailStatus{To: cfg.To}
+	msg := ""
+	if sendErr != nil {
+		msg = sendErr.Error()
+		status.Error = msg
+	} else {
+		status.SentAt = time.Now().UTC()
+	}
+	if err := j.SetEmailResult(ctx, rep.RunID, status.SentAt, msg); err != nil {
+		return errors.Join(sendErr, fmt.Errorf("journal: %w", err))
+	}
+	rep.Email = status
+	// Re-write the JSON so that it records the delivery; the CSV attached
+	// above is not rewritten.
+	if err := writeReportJSON(paths.JSON, rep); err != nil {
+		return errors.Join(sendErr, err)
+	}
+	return sendErr
+}
