@@ -66,7 +66,7 @@ func isSilent(err error) bool {
 
 // exitCode maps an error returned by a command to the process exit code.
 func exitCode(err error) int {
-	if err == nil {
+	if err == nil || errors.Is(err, errHelp) {
 		return exitOK
 	}
 	var ce *codedError

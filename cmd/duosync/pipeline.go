@@ -145,6 +145,9 @@ func (r *run) readSource(ctx context.Context) error {
 			return err
 		}
 	default:
+		if len(r.s.csvPaths) == 0 {
+			return errNoSource
+		}
 		res, err := source.ReadCSV(ctx, r.s.csvPaths, source.CSVOptions{Encoding: r.s.encoding, Logger: r.log}, b.Add)
 		r.src = sourceSummary{kind: "csv", files: res.Files, warnings: res.Warnings, problems: res.Problems}
 		r.src.describe = strings.Join(filePaths(res.Files), ", ")

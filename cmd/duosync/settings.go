@@ -87,6 +87,9 @@ type emailSettings struct {
 	to                                            []string
 }
 
+// errNoSource is the usage error of a run with nothing to read.
+var errNoSource = usageErrorf("no source: give --source PATH (a ServiceNow CSV export) or --source servicenow, or set source.csv in the config")
+
 // getenv returns the environment value, or the flag's value when the flag
 // was given: the flag wins.
 func pick(flagSet bool, flagValue, envValue, fileValue string) string {
@@ -160,9 +163,6 @@ func resolveSettings(env Env, f *flagSet, c *commonFlags, needDuo bool) (*settin
 		for _, p := range cfg.Source.CSV {
 			s.csvPaths = append(s.csvPaths, cfg.absFrom(p))
 		}
-	}
-	if s.sourceKind == "csv" && len(s.csvPaths) == 0 {
-		return nil, usageErrorf("no source: give --source PATH (a ServiceNow CSV export) or --source servicenow, or set source.csv in the config")
 	}
 	if err := s.resolveServiceNow(cfg, get, allowInsecure); err != nil {
 		return nil, err

@@ -31,6 +31,9 @@ func runValidate(ctx context.Context, env Env, args []string) error {
 	if s.sourceKind != "csv" {
 		return usageErrorf("validate reads CSV exports: give --source PATH")
 	}
+	if len(s.csvPaths) == 0 {
+		return errNoSource
+	}
 	b, err := dsync.NewBuilder(s.mapping, s.filter)
 	if err != nil {
 		return usageErrorf("mapping: %v", err)
