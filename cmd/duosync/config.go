@@ -27,6 +27,7 @@ type Config struct {
 	StateDir  string          `yaml:"state_dir"`
 	Schedules []schedules.Job `yaml:"schedules"`
 	Log       LogConfig       `yaml:"log"`
+	Metrics   MetricsConfig   `yaml:"metrics"`
 
 	path string // the file it was read from, "" when none
 }
@@ -113,6 +114,12 @@ type EmailConfig struct {
 	From         string   `yaml:"from"`
 	To           []string `yaml:"to"`
 	When         string   `yaml:"when"`
+}
+
+// MetricsConfig says where to write the Prometheus textfile that
+// node_exporter's textfile collector reads ("" for none).
+type MetricsConfig struct {
+	Textfile string `yaml:"textfile"`
 }
 
 type LogConfig struct {
@@ -219,6 +226,8 @@ func yamlSection(goType string) string {
 		return "report.email"
 	case "LogConfig":
 		return "log"
+	case "MetricsConfig":
+		return "metrics"
 	}
 	return goType
 }

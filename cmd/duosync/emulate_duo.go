@@ -28,16 +28,27 @@ func runEmulateDuo(ctx context.Context, args []string, stdout, stderr io.Writer)
 		genGroups  = fs.Int("generate-groups", 0, "add `G` synthetic groups the synthetic users join")
 		genSeed    = fs.Int64("generate-seed", 1, "seed of synthetic data, ids and enrollment codes")
 		latency    = fs.Duration("latency", 0, "added to every API answer, e.g. 20ms")
-		rateSpec   = fs.String("rate-limit", "", "per-minute budgets, e.g. `reads=200/m,writes=300/m` (also N/s, N/h; omitted = unlimited); excess is 429 42901")
+		rateSpec   = fs.String("rate-limit", "", "separate read (GET) and write budgets: `SPEC` is reads=N/m,writes=N/m (also N/s, N/h; an omitted one is unlimited), e.g. reads=200/m,writes=300/m; excess is 429 42901")
 		faultRate  = fs.Float64("fault-rate", 0, "share of API requests (0..1) answered with a fault: 500, 503, dropped connection, lost answer, slow answer")
 		faultSeed  = fs.Int64("fault-seed", 1, "seed of the fault sequence")
 		pageCap    = fs.Int("page-cap", 0, "return at most `N` rows per page even when limit is larger (0 = off)")
-		ikey       = fs.String("ikey", "", "integration key to accept (default: random DI…); the secret key comes only from $DUO_EMULATOR_SKEY, else random")
+		ikey       = fs.String("ikey", "", "integration key to accept (default: random DI…)")
 		clockSkew  = fs.Duration("clock-skew", 5*time.Minute, "allowed difference between a request's date and the clock")
 		caseSens   = fs.Bool("case-sensitive-usernames", false, "match usernames and aliases exactly (trimmed) instead of case-folded")
 		verbose    = fs.Bool("verbose", false, "log every API request on stderr")
 		slowAnswer = fs.Duration("slow-answer", 500*time.Millisecond, "delay of a slow-answer fault")
 	)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, `usage: duosync emulate duo [flags]
+
+Serves an emulated Duo Admin API over HTTPS and prints one ready line on
+stdout: {"host":"127.0.0.1:PORT","ikey":"…","skey":"…","ca_file":"…"}.
+The secret key is $DUO_EMULATOR_SKEY if set, else random. Inspect it with
+GET /_emulator/state and /_emulator/stats (unsigned). Runs until interrupted.
+
+`)
+		fs.PrintDefaults()
+	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil

@@ -18,6 +18,8 @@ type flagSet struct {
 	out     io.Writer
 	helped  bool
 	visited map[string]bool
+
+	positional []string
 }
 
 func newFlagSet(name, usage string, out io.Writer) *flagSet {
@@ -45,9 +47,26 @@ func (f *flagSet) Strings(p *[]string, name, env, help string) {
 	f.envOf[name] = env
 }
 
-// Parse parses args. It returns errHelp after printing the help for -h/--help.
+// Parse parses args, flags and positional arguments in any order
+// ("apply plan.json --yes"); "--" ends the flags. It returns errHelp after
+// printing the help for -h/--help.
 func (f *flagSet) Parse(args []string) error {
-	err := f.fs.Parse(args)
+	var err error
+	for {
+		if err = f.fs.Parse(args); err != nil {
+			break
+		}
+		rest := f.fs.Args()
+		if len(rest) == 0 {
+			break
+		}
+		if len(args) > len(rest) && args[len(args)-len(rest)-1] == "--" {
+			f.positional = append(f.positional, rest...)
+			break
+		}
+		f.positional = append(f.positional, rest[0])
+		args = rest[1:]
+	}
 	if errors.Is(err, flag.ErrHelp) {
 		f.PrintHelp()
 		f.helped = true
@@ -64,7 +83,8 @@ func (f *flagSet) Parse(args []string) error {
 // Set reports whether the flag was given on the command line.
 func (f *flagSet) Set(name string) bool { return f.visited[name] }
 
-func (f *flagSet) Args() []string { return f.fs.Args() }
+// Args returns the positional arguments.
+func (f *flagSet) Args() []string { return f.positional }
 
 // PrintHelp lists every flag with its environment variable and default.
 func (f *flagSet) PrintHelp() {

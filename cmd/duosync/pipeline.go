@@ -14,6 +14,7 @@ import (
 
 	"github.com/duosync/duosync/duo"
 	"github.com/duosync/duosync/journal"
+	"github.com/duosync/duosync/metrics"
 	"github.com/duosync/duosync/report"
 	"github.com/duosync/duosync/source"
 	"github.com/duosync/duosync/source/servicenow"
@@ -240,29 +241,58 @@ func (r *run) finish(ctx context.Context, runErr error) error {
 
 	code := exitCode(runErr)
 	rep := r.buildReport(runErr, code)
-	paths, err := report.WriteFiles(r.s.reportDir, rep)
+	r.report = rep
+	// The files are on disk before any email is tried; a failed email never
+	// changes the exit code and never loses the report (report --send).
+	var email *report.EmailConfig
+	if cfg := r.s.emailConfig(); cfg.Addr != "" {
+		email = &cfg
+	}
+	d, err := report.Publish(ctx, r.s.reportDir, email, rep, r.log)
 	if err != nil {
 		r.log.Error("write report", "err", err)
-	} else {
-		r.log.Info("report written", "html", paths.HTML, "json", paths.JSON)
-		r.reportPaths = paths
+	}
+	r.reportPaths = d.Paths
+	if d.Attempted {
+		r.recordEmail(ctx, rep, d)
 	}
 	var rawJSON []byte
-	if paths.JSON != "" {
-		rawJSON, _ = os.ReadFile(paths.JSON)
+	if d.Paths.JSON != "" {
+		rawJSON, _ = os.ReadFile(d.Paths.JSON)
 	}
-	status := journalStatus(code)
 	if err := r.journal.FinishRun(ctx, r.id, journal.RunFinish{
-		Status: status, ExitCode: code, Counts: summaryCounts(rep.Summary),
+		Status: journalStatus(code), ExitCode: code, Counts: summaryCounts(rep.Summary),
 		Forced: len(r.overridden) > 0, Report: rawJSON,
 	}); err != nil {
 		r.log.Error("journal: finish run", "err", err)
 	}
-	r.report = rep
-	if r.mode == "apply" || r.s.email.addr != "" {
-		r.sendEmail(ctx, rep, paths)
-	}
+	r.writeMetrics(code, rep)
 	return runErr
+}
+
+// writeMetrics writes the Prometheus textfile, when configured. A failure is
+// logged and never fails the run.
+func (r *run) writeMetrics(code int, rep *report.Report) {
+	path := r.s.cfg.absFrom(r.s.cfg.Metrics.Textfile)
+	if path == "" {
+		return
+	}
+	m := metrics.RunMetrics{
+		Mode: r.mode, Started: r.started, Finished: time.Now(), ExitCode: code,
+		APICalls: rep.Summary.APICalls, RateLimited: rep.Summary.RateLimited, Retries: rep.Summary.Retries,
+	}
+	if r.result != nil {
+		counts := map[[2]string]int{}
+		for _, a := range r.result.Actions {
+			counts[[2]string{string(a.Action.Kind), a.Outcome}]++
+		}
+		for k, n := range counts {
+			m.Actions = append(m.Actions, metrics.ActionCount{Kind: k[0], Result: k[1], Count: n})
+		}
+	}
+	if err := metrics.WriteTextfile(path, m); err != nil {
+		r.log.Error("write metrics textfile", "path", path, "err", err)
+	}
 }
 
 func journalStatus(code int) string {
@@ -279,18 +309,19 @@ func journalStatus(code int) string {
 	return journal.StatusFailed
 }
 
-// sendEmail emails the report when configured. A failed email never changes
-// the exit code and never loses the report: it is logged, journaled, and
-// `duosync report RUN_ID --send` sends it again.
-func (r *run) sendEmail(ctx context.Context, rep *report.Report, paths report.Paths) {
-	cfg := r.s.emailConfig()
-	if cfg.Addr == "" || !report.ShouldSend(cfg, rep) {
-		return
+// recordEmail journals an email attempt; a failure is logged with what to do.
+func (r *run) recordEmail(ctx context.Context, rep *report.Report, d report.Delivery) {
+	msg := ""
+	if d.EmailErr != nil {
+		msg = d.EmailErr.Error()
+		r.log.Error("email report", "err", msg, "retry", "duosync report "+r.id+" --send")
 	}
-	if err := sendReport(ctx, r.journal, cfg, rep, paths); err != nil {
-		r.log.Error("email report", "err", err, "retry", "duosync report "+r.id+" --send")
-	} else {
-		r.log.Info("report emailed", "to", strings.Join(cfg.To, ","))
+	sent := time.Time{}
+	if rep.Email != nil {
+		sent = rep.Email.SentAt
+	}
+	if err := r.journal.SetEmailResult(ctx, rep.RunID, sent, msg); err != nil {
+		r.log.Error("journal: record email", "err", err)
 	}
 }
 
@@ -299,32 +330,4 @@ func (s *settings) emailConfig() report.EmailConfig {
 		Addr: s.email.addr, TLS: s.email.tls, User: s.email.user, Password: s.email.password,
 		From: s.email.from, To: s.email.to, When: s.email.when, CAFile: s.email.caFile,
 	}
-}
-
-// sendReport sends a written report, attaching the CSV file exactly as it is
-// on disk, and records the outcome in the journal and the report's JSON.
-func sendReport(ctx context.Context, j *journal.Journal, cfg report.EmailConfig, rep *report.Report, paths report.Paths) error {
-	csv, err := os.ReadFile(paths.CSV)
-	if err != nil {
-		return fmt.Errorf("read report CSV: %w", err)
-	}
-	sendErr := report.Send(ctx, cfg, rep, csv)
-	status := &report.EmailStatus{To: cfg.To}
-	msg := ""
-	if sendErr != nil {
-		msg = sendErr.Error()
-		status.Error = msg
-	} else {
-		status.SentAt = time.Now().UTC()
-	}
-	if err := j.SetEmailResult(ctx, rep.RunID, status.SentAt, msg); err != nil {
-		return errors.Join(sendErr, fmt.Errorf("journal: %w", err))
-	}
-	rep.Email = status
-	// Re-write the JSON so that it records the delivery; the CSV attached
-	// above is not rewritten.
-	if err := writeReportJSON(paths.JSON, rep); err != nil {
-		return errors.Join(sendErr, err)
-	}
-	return sendErr
 }

@@ -4,7 +4,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"io"
-	"os"
 	"strings"
 	"time"
 
@@ -252,33 +251,4 @@ func combinedSHA(files []source.FileInfo) string {
 		io.WriteString(h, f.SHA256+"\n")
 	}
 	return hex.EncodeToString(h.Sum(nil))
-}
-
-// writeReportJSON rewrites a report's JSON file atomically (after an email
-// attempt, so that the JSON records it).
-func writeReportJSON(path string, rep *report.Report) error {
-	tmp, err := os.CreateTemp(dirOf(path), ".report-*.json")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if err := report.WriteJSON(tmp, rep); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
-}
-
-func dirOf(p string) string {
-	if i := strings.LastIndexByte(p, '/'); i >= 0 {
-		return p[:i]
-	}
-	return "."
 }

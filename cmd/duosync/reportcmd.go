@@ -5,7 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
+	"strings"
+	"time"
 	"path/filepath"
 
 	"github.com/duosync/duosync/journal"
@@ -91,18 +92,23 @@ func resend(ctx context.Context, env Env, cfg *Config, stateDir string, j *journ
 	if dir == "" {
 		dir = filepath.Join(stateDir, "reports")
 	}
-	paths, err := report.PathsFor(dir, rep.RunID)
+	d, err := report.Resend(ctx, dir, ec, rep, nil)
+	msg := ""
+	if d.EmailErr != nil {
+		msg = d.EmailErr.Error()
+	}
+	sent := time.Time{}
+	if rep.Email != nil {
+		sent = rep.Email.SentAt
+	}
+	if d.Attempted {
+		if jerr := j.SetEmailResult(ctx, rep.RunID, sent, msg); jerr != nil {
+			return errors.Join(err, jerr)
+		}
+	}
 	if err != nil {
 		return err
 	}
-	if _, err := os.Stat(paths.CSV); err != nil {
-		if paths, err = report.WriteFiles(dir, rep); err != nil {
-			return err
-		}
-	}
-	if err := sendReport(ctx, j, ec, rep, paths); err != nil {
-		return err
-	}
-	fmt.Fprintf(env.Stdout, "Report of run %s sent to %v.\n", rep.RunID, ec.To)
+	fmt.Fprintf(env.Stdout, "Report of run %s sent to %s.\n", rep.RunID, strings.Join(ec.To, ", "))
 	return nil
 }

@@ -1,0 +1,152 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/duosync/duosync/duo/duotest"
+	"github.com/duosync/duosync/report"
+	"github.com/duosync/duosync/source/servicenow/sntest"
+)
+
+// snEmu is a `duosync emulate servicenow` process.
+type snEmu struct {
+	URL      string `json:"url"`
+	User     string `json:"user"`
+	Password string `json:"password"`
+}
+
+func startServiceNow(t *testing.T, args ...string) *snEmu {
+	t.Helper()
+	line, _, _ := startProcess(t, append([]string{"emulate", "servicenow"}, args...), nil)
+	var e snEmu
+	if err := json.Unmarshal(line, &e); err != nil {
+		t.Fatalf("emulate servicenow ready line %q: %v", line, err)
+	}
+	return &e
+}
+
+func (e *snEmu) state(t *testing.T) sntest.State {
+	t.Helper()
+	resp, err := http.Get(e.URL + "/_emulator/state")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var st sntest.State
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// TestServiceNowSourceWithWriteBack runs apply --source servicenow against
+// both emulators as processes: Duo ends in the desired state, each processed
+// RITM gets exactly one work note, and a second run adds no note and makes
+// no Duo write.
+func TestServiceNowSourceWithWriteBack(t *testing.T) {
+	dir := t.TempDir()
+	seed := duotest.Seed{Groups: []duotest.SeedGroup{{Name: "MFA Users"}, {Name: "VPN Users"}, {Name: "Finance MFA"}, {Name: "Engineering, Platform"}}}
+	data, _ := json.Marshal(seed)
+	duoEmu := startDuo(t, "--seed", writeFile(t, dir, "duo-seed.json", string(data)))
+	sn := startServiceNow(t, "--generate", "120", "--page-cap", "25")
+
+	cfg := writeFile(t, dir, "duosync.yaml", fmt.Sprintf(`
+source:
+  catalog_items: ["Duo MFA Enrollment", "Duo Group Access"]
+  servicenow:
+    instance: %s
+    user: %s
+    query: "approval=approved^cat_item.nameINDuo MFA Enrollment,Duo Group Access"
+    page_size: 40
+    write_back: { work_notes: true, close_state: "3" }
+mapping:
+  alias2: ""
+  groups_by_item: { "Duo MFA Enrollment": ["MFA Users"] }
+policy:
+  max_creates: 1000
+`, sn.URL, sn.User))
+	env := append(duoEmu.env(), "SN_PASSWORD="+sn.Password, "DUOSYNC_CONFIG="+cfg, "DUOSYNC_STATE_DIR="+filepath.Join(dir, "state"))
+
+	r := runBin(t, env, "apply", "--yes", "--source", "servicenow")
+	if r.code != 0 {
+		t.Fatalf("apply --source servicenow: %v", r)
+	}
+	rep := lastReportIn(t, env)
+	duoState := duoEmu.state(t)
+	users := map[string]duotest.StateUser{}
+	for _, u := range duoState.Users {
+		users[u.Username] = u
+	}
+	notes := map[string]sntest.RequestState{}
+	for _, q := range sn.state(t).Requests {
+		notes[q.Number] = q
+	}
+	applied := 0
+	for _, row := range rep.Requests {
+		q := notes[row.Number]
+		switch row.Outcome {
+		case report.OutcomeApplied, report.OutcomeInSync:
+			applied++
+			u, ok := users[row.Username]
+			if !ok {
+				t.Errorf("%s: user %s is not in Duo", row.Number, row.Username)
+			}
+			for _, g := range row.Groups {
+				if !strings.Contains(strings.Join(u.Groups, "\x00"), g) {
+					t.Errorf("%s: %s is not in group %q (has %v)", row.Number, row.Username, g, u.Groups)
+				}
+			}
+			if len(q.WorkNotes) != 1 || !strings.HasPrefix(q.WorkNotes[0].Value, "Duo: ") {
+				t.Errorf("%s: work notes %+v, want exactly one Duo note", row.Number, q.WorkNotes)
+			}
+			if q.State != "3" {
+				t.Errorf("%s: state %q, want the close state 3", row.Number, q.State)
+			}
+		case report.OutcomeSkipped:
+			if len(q.WorkNotes) != 0 {
+				t.Errorf("%s was skipped (%s) but got a work note", row.Number, row.Detail)
+			}
+		}
+	}
+	if applied < 60 {
+		t.Fatalf("only %d requests applied of %d rows; the run is not representative:\n%v", applied, len(rep.Requests), r)
+	}
+	for num, q := range notes {
+		if q.Approval != "approved" && len(q.WorkNotes) > 0 {
+			t.Errorf("%s is %s but got a work note", num, q.Approval)
+		}
+	}
+
+	// A second run adds no note and makes no Duo write.
+	before := duoEmu.stats(t).Writes
+	r = runBin(t, env, "apply", "--yes", "--source", "servicenow")
+	if r.code != 0 {
+		t.Fatalf("second apply: %v", r)
+	}
+	if w := duoEmu.stats(t).Writes - before; w != 0 {
+		t.Errorf("second run made %d Duo writes", w)
+	}
+	for _, q := range sn.state(t).Requests {
+		if len(q.WorkNotes) != len(notes[q.Number].WorkNotes) {
+			t.Errorf("%s: the second run added a work note: %+v", q.Number, q.WorkNotes)
+		}
+	}
+}
+
+func lastReportIn(t *testing.T, env []string) *report.Report {
+	t.Helper()
+	r := runBin(t, env, "report", "--last", "--format", "json")
+	if r.code != 0 {
+		t.Fatalf("report --last: %v", r)
+	}
+	var rep report.Report
+	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil {
+		t.Fatalf("report JSON: %v", err)
+	}
+	return &rep
+}
