@@ -92,7 +92,13 @@ func (r *run) writeBack(ctx context.Context) error {
 		}
 		werr := r.sn.WriteBack(ctx, n.sysID, note, closeState)
 		wb := journal.WriteBack{SysID: n.sysID, Number: n.number, OutcomeKey: n.key, Note: n.text, RunID: r.id, Result: "ok"}
-		if werr != nil {
+		switch {
+		case servicenow.IsOutcomeUnknown(werr):
+			// The PATCH may have landed: count it as written, so that the note
+			// is never doubled; the report says so.
+			wb.Error = "outcome unknown, assumed written: " + werr.Error()
+			r.log.Warn("write-back to ServiceNow: outcome unknown; not repeated", "request", n.number, "err", werr)
+		case werr != nil:
 			failed++
 			wb.Result, wb.Error = "failed", werr.Error()
 			r.log.Error("write-back to ServiceNow", "request", n.number, "err", werr)
