@@ -225,3 +225,5 @@ func writeSeed(t *testing.T, dir string) string {
 
 // repoFile is a file at the repository root.
 func repoFile(name string) string { return filepath.Join("..", "..", name) }
+
+func jsonUnmarshal(data []byte, v any) error { return json.Unmarshal(data, v) }
