@@ -23,6 +23,23 @@ var labelToField = map[string]string{
 	"created":       "sys_created_on",
 	"stage":         "stage",
 	"request":       "request",
+	// more sc_req_item and sys_user labels, for extra columns
+	"user name":         "user_name",
+	"e-mail":            "email",
+	"short description": "short_description",
+	"description":       "description",
+	"opened by":         "opened_by",
+	"opened":            "opened_at",
+	"closed":            "closed_at",
+	"due date":          "due_date",
+	"assignment group":  "assignment_group",
+	"assigned to":       "assigned_to",
+	"approval set":      "approval_set",
+	"quantity":          "quantity",
+	"price":             "price",
+	"priority":          "priority",
+	"updated by":        "sys_updated_by",
+	"created by":        "sys_created_by",
 }
 
 // CanonicalField returns the ServiceNow field name for a column header or a

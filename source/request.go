@@ -78,4 +78,7 @@ type FileInfo struct {
 	// Refused is non-empty when the file was rejected as a whole (not an
 	// export: an HTML login page, binary data, empty, header only, ...).
 	Refused string `json:"refused"`
+	// Columns are the file's columns as field names, in file order, so that
+	// the engine can check that the columns its mapping needs are there.
+	Columns []string `json:"columns,omitempty"`
 }

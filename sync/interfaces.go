@@ -51,7 +51,10 @@ type Journal interface {
 
 // JournalAction is the journal's view of one action.
 type JournalAction struct {
-	Kind     string // create_user, enroll, add_membership, create_group, update_user
+	Kind string // create_user, enroll, add_membership, create_group, update_user
+	// Username is the normalised username the requests map to
+	// (Action.UserKey), the name Enrollments is asked about; "" for
+	// create_group.
 	Username string
 	Group    string
 	Requests []string // RITM numbers served

@@ -149,7 +149,26 @@ func (r *run) readSource(ctx context.Context) error {
 		if len(r.s.csvPaths) == 0 {
 			return errNoSource
 		}
-		res, err := source.ReadCSV(ctx, r.s.csvPaths, source.CSVOptions{Encoding: r.s.encoding, Logger: r.log}, b.Add)
+		opts := source.CSVOptions{Encoding: r.s.encoding, Logger: r.log}
+		res, err := source.ReadCSV(ctx, r.s.csvPaths, opts, addRequest(b))
+		if err == nil && len(res.Conflicts) > 0 {
+			// A RITM repeated with different content is a conflict: the
+			// first copy was already emitted, so read again without any copy.
+			if b, err = dsync.NewBuilder(r.s.mapping, r.s.filter); err != nil {
+				return usageErrorf("mapping: %v", err)
+			}
+			drop := map[string]bool{}
+			for _, n := range res.Conflicts {
+				drop[n] = true
+			}
+			add := addRequest(b)
+			res, err = source.ReadCSV(ctx, r.s.csvPaths, opts, func(req source.Request) error {
+				if drop[req.Number()] {
+					return nil
+				}
+				return add(req)
+			})
+		}
 		r.src = sourceSummary{kind: "csv", files: res.Files, warnings: res.Warnings, problems: res.Problems}
 		r.src.describe = strings.Join(filePaths(res.Files), ", ")
 		r.src.sha256 = combinedSHA(res.Files)
@@ -163,6 +182,17 @@ func (r *run) readSource(ctx context.Context) error {
 	r.desired = b.Finish()
 	r.desired.Warnings = append(r.src.warnings, r.desired.Warnings...)
 	return nil
+}
+
+// addRequest feeds the builder; its only errors are configuration errors
+// (a mapping naming a column the source lacks): exit 64.
+func addRequest(b *dsync.Builder) func(source.Request) error {
+	return func(req source.Request) error {
+		if err := b.Add(req); err != nil {
+			return withCode(exitUsage, err)
+		}
+		return nil
+	}
 }
 
 func filePaths(fs []source.FileInfo) []string {

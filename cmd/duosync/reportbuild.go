@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
@@ -127,9 +128,11 @@ func (r *run) reportRows(rep *report.Report) {
 	}
 	row := func(number, username, userID string, actions []string, outcome, detail, file string, line int) report.RequestRow {
 		u := users[number]
-		var groups []string
+		var groups []string // the groups this request asks for
 		for _, m := range u.Memberships {
-			groups = append(groups, m.Group)
+			if slices.Contains(m.Requests, number) {
+				groups = append(groups, m.Group)
+			}
 		}
 		return report.RequestRow{
 			Number: number, Username: username, Requester: u.Realname, Email: u.Email, Groups: groups,
@@ -139,18 +142,18 @@ func (r *run) reportRows(rep *report.Report) {
 	}
 	if r.result != nil && len(r.result.Requests) > 0 {
 		for _, q := range r.result.Requests {
-			rep.Requests = append(rep.Requests, row(q.Request, q.Username, q.UserID, actionWords(q.Actions, users[q.Request]), q.Outcome, q.Detail, q.File, q.Line))
+			rep.Requests = append(rep.Requests, row(q.Request, q.Username, q.UserID, actionWords(q.Actions, q.Groups), q.Outcome, q.Detail, q.File, q.Line))
 		}
 		return
 	}
 	for _, q := range r.plan.Requests {
-		rep.Requests = append(rep.Requests, row(q.Request, q.Username, q.UserID, actionWords(q.Actions, users[q.Request]), q.Outcome, q.Detail, q.File, q.Line))
+		rep.Requests = append(rep.Requests, row(q.Request, q.Username, q.UserID, actionWords(q.Actions, q.Groups), q.Outcome, q.Detail, q.File, q.Line))
 	}
 }
 
 // actionWords turns action kinds into words for people: "create", "enroll",
 // "add MFA Users".
-func actionWords(kinds []string, u dsync.DesiredUser) []string {
+func actionWords(kinds []string, groups []string) []string {
 	var out []string
 	groupsDone := false
 	for _, k := range kinds {
@@ -166,10 +169,10 @@ func actionWords(kinds []string, u dsync.DesiredUser) []string {
 		case dsync.AddMembership:
 			if !groupsDone {
 				groupsDone = true
-				for _, m := range u.Memberships {
-					out = append(out, "add "+m.Group)
+				for _, g := range groups {
+					out = append(out, "add "+g)
 				}
-				if len(u.Memberships) == 0 {
+				if len(groups) == 0 {
 					out = append(out, "add to group")
 				}
 			}

@@ -5,9 +5,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"time"
-	"path/filepath"
 
 	"github.com/duosync/duosync/journal"
 	"github.com/duosync/duosync/report"

@@ -37,9 +37,10 @@ func (r *run) readServiceNow(ctx context.Context, b *dsync.Builder) error {
 	}
 	r.sn = c
 	r.sysIDs = map[string]string{}
+	add := addRequest(b)
 	info, err := c.Fetch(ctx, func(req source.Request) error {
 		r.sysIDs[req.Number()] = req.SysID()
-		return b.Add(req)
+		return add(req)
 	})
 	r.snFetch = info
 	query := c.Query()

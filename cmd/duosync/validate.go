@@ -38,7 +38,7 @@ func runValidate(ctx context.Context, env Env, args []string) error {
 	if err != nil {
 		return usageErrorf("mapping: %v", err)
 	}
-	res, readErr := source.ReadCSV(ctx, s.csvPaths, source.CSVOptions{Encoding: s.encoding}, b.Add)
+	res, readErr := source.ReadCSV(ctx, s.csvPaths, source.CSVOptions{Encoding: s.encoding}, addRequest(b))
 	for _, p := range res.Problems {
 		b.AddProblem(p)
 	}
@@ -54,6 +54,8 @@ func runValidate(ctx context.Context, env Env, args []string) error {
 		printValidate(env, out, readErr)
 	}
 	switch {
+	case exitCode(readErr) == exitUsage:
+		return readErr
 	case readErr != nil:
 		// The source cannot be read: a usage-level error, since nothing in it can be trusted.
 		if errors.Is(readErr, source.ErrRefused) || format == "json" {
