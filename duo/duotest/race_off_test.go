@@ -1,0 +1,5 @@
+//go:build !race
+
+package duotest
+
+const raceEnabled = false

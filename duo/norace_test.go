@@ -1,0 +1,5 @@
+//go:build !race
+
+package duo_test
+
+const raceEnabled = false
