@@ -2,8 +2,6 @@ package main
 
 import (
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -310,14 +308,4 @@ func (p PolicyConfig) toPolicy() (dsync.Policy, error) {
 		}
 	}
 	return out, out.Validate()
-}
-
-// expandHome is used for paths that may start with ~/ (a convenience for admins).
-func expandHome(p string) string {
-	if strings.HasPrefix(p, "~/") {
-		if h, err := os.UserHomeDir(); err == nil {
-			return filepath.Join(h, p[2:])
-		}
-	}
-	return p
 }
