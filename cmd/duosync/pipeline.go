@@ -274,8 +274,9 @@ func (r *run) finish(ctx context.Context, runErr error) error {
 	r.report = rep
 	// The files are on disk before any email is tried; a failed email never
 	// changes the exit code and never loses the report (report --send).
+	// A plan run by hand at a terminal is not emailed; a scheduled one is.
 	var email *report.EmailConfig
-	if cfg := r.s.emailConfig(); cfg.Addr != "" {
+	if cfg := r.s.emailConfig(); cfg.Addr != "" && (r.mode == "apply" || !r.env.isTerminal()) {
 		email = &cfg
 	}
 	d, err := report.Publish(ctx, r.s.reportDir, email, rep, r.log)
@@ -283,6 +284,9 @@ func (r *run) finish(ctx context.Context, runErr error) error {
 		r.log.Error("write report", "err", err)
 	}
 	r.reportPaths = d.Paths
+	if r.env.isTerminal() && d.Paths.HTML != "" {
+		fmt.Fprintf(r.env.Stdout, "\nReport: %s\n", d.Paths.HTML)
+	}
 	if d.Attempted {
 		r.recordEmail(ctx, rep, d)
 	}
