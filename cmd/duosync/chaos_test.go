@@ -4,12 +4,18 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"io"
+	"log"
+	"net"
 	"net/http"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -41,14 +47,18 @@ type chaosProfile struct {
 	snRate    string // --rate-limit of the ServiceNow emulator
 	tokenTTL  string // --token-ttl: access tokens expire during a run
 	pageSize  int    // source.servicenow.page_size
-	rounds    int    // apply runs allowed before one must succeed
+	// revokeEvery: every N-th Table API call arrives with a revoked token
+	// (the emulator's --token-ttl only expires tokens, which the client
+	// renews ahead of time).
+	revokeEvery int
+	rounds      int // apply runs allowed before one must succeed
 }
 
 var (
-	chaosShort = chaosProfile{name: "short", requests: 300, duoFaults: "0.06", duoRate: "reads=300/m,writes=480/m",
-		duoSlow: "300ms", snFaults: "0.1", snRate: "40/2s", tokenTTL: "2s", pageSize: 20, rounds: 8}
+	chaosShort = chaosProfile{name: "short", requests: 300, duoFaults: "0.06", duoRate: "reads=300/m,writes=650/m",
+		duoSlow: "300ms", snFaults: "0.1", snRate: "40/2s", tokenTTL: "2s", pageSize: 20, revokeEvery: 15, rounds: 8}
 	chaosLong = chaosProfile{name: "long", requests: 5000, duoFaults: "0.04", duoRate: "reads=1200/m,writes=6000/m",
-		duoSlow: "500ms", snFaults: "0.08", snRate: "100/2s", tokenTTL: "3s", pageSize: 100, rounds: 8}
+		duoSlow: "500ms", snFaults: "0.08", snRate: "100/2s", tokenTTL: "3s", pageSize: 100, revokeEvery: 40, rounds: 8}
 )
 
 // chaosGroups are the Duo groups the ServiceNow generator's requests ask
@@ -85,6 +95,10 @@ func TestChaosBothEmulatorsWithFaults(t *testing.T) {
 		"--fault-rate", p.snFaults, "--fault-seed", "8", "--rate-limit", p.snRate,
 		"--client-id", "duosync-chaos", "--token-ttl", p.tokenTTL)
 
+	// duosync talks to ServiceNow through a proxy that revokes the OAuth
+	// token of every revokeEvery-th Table API call.
+	revoker := startTokenRevoker(t, sn.URL, p.revokeEvery)
+
 	cfg := writeFile(t, dir, "duosync.yaml", fmt.Sprintf(`
 source:
   catalog_items: ["Duo MFA Enrollment", "Duo Group Access"]
@@ -100,7 +114,7 @@ mapping:
 policy:
   max_creates: 1000000
   max_changes: 1000000
-`, sn.URL, sn.User, p.pageSize))
+`, revoker.url, sn.User, p.pageSize))
 	env := append(duoEmu.env(), "SN_PASSWORD="+sn.Password, "SN_CLIENT_SECRET="+chaosSNSecret,
 		"DUOSYNC_CONFIG="+cfg, "DUOSYNC_STATE_DIR="+state)
 	secrets := map[string]string{"Duo skey": duoEmu.SKey, "ServiceNow password": sn.Password, "OAuth client secret": chaosSNSecret}
@@ -110,7 +124,7 @@ policy:
 		t.Fatalf("only %d of %d generated requests are to be provisioned; the run is not representative", len(want), p.requests)
 	}
 
-	sum := chaosSummary{profile: p, desired: len(want)}
+	sum := chaosSummary{profile: p, desired: len(want), started: time.Now()}
 	unknownSends := map[string]bool{} // users whose enrollment email may or may not have gone out
 	lastRunID := ""
 	for round := 1; ; round++ {
@@ -147,6 +161,11 @@ policy:
 		default:
 			t.Fatalf("round %d: unexpected exit code: %v", round, r)
 		}
+		for i, f := range rep.Failures {
+			if i < 10 {
+				t.Logf("  failure: %s %s %s (%d attempts, HTTP %d, Duo %d): %s", f.Action, f.Username, f.Group, f.Attempts, f.HTTPStatus, f.DuoCode, f.Error)
+			}
+		}
 		for user := range chaosCheckFailures(t, round, rep) {
 			unknownSends[user] = true
 		}
@@ -170,7 +189,7 @@ policy:
 	sum.emails, sum.unknownSends = chaosCheckOutbox(t, want, duoState, journalUnknown, unknownSends)
 	chaosCheckWorkNotes(t, sn.state(t))
 
-	sum.duo, sum.sn = duoEmu.stats(t), sn.stats(t)
+	sum.duo, sum.sn, sum.revoked = duoEmu.stats(t), sn.stats(t), revoker.revoked.Load()
 	text := sum.String()
 	t.Log("\n" + text)
 	if p.name == "long" {
@@ -208,6 +227,49 @@ func (e *snEmu) stats(t *testing.T) sntest.Stats {
 		t.Fatal(err)
 	}
 	return st
+}
+
+// tokenRevoker is a reverse proxy in front of the ServiceNow emulator
+// process: every n-th Table API call with a bearer token reaches the
+// emulator with a token it never issued, as if an administrator had revoked
+// it, so the emulator answers 401 and duosync must renew its token. A
+// connection the emulator drops is dropped here too, not turned into a 502.
+type tokenRevoker struct {
+	url     string
+	revoked atomic.Int64
+	calls   atomic.Int64
+}
+
+func startTokenRevoker(t *testing.T, target string, n int) *tokenRevoker {
+	t.Helper()
+	u, err := url.Parse(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rv := &tokenRevoker{}
+	proxy := &httputil.ReverseProxy{
+		Rewrite: func(r *httputil.ProxyRequest) {
+			r.SetURL(u)
+			r.Out.Host = r.In.Host
+			if !strings.HasPrefix(r.In.URL.Path, "/api/now/") || !strings.HasPrefix(r.In.Header.Get("Authorization"), "Bearer ") {
+				return
+			}
+			if n > 0 && rv.calls.Add(1)%int64(n) == 0 {
+				rv.revoked.Add(1)
+				r.Out.Header.Set("Authorization", "Bearer revoked-by-the-chaos-proxy")
+			}
+		},
+		ErrorHandler: func(http.ResponseWriter, *http.Request, error) { panic(http.ErrAbortHandler) },
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: proxy, ErrorLog: log.New(io.Discard, "", 0)}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	rv.url = "http://" + ln.Addr().String()
+	return rv
 }
 
 // chaosDesired computes, independently of duosync, the Duo users the
@@ -434,15 +496,13 @@ type chaosSummary struct {
 	failures                   int
 	apiCalls, retries, limited int
 	emails, unknownSends       int
+	revoked                    int64
 	duo                        duotest.Stats
 	sn                         sntest.Stats
 	started                    time.Time
 }
 
 func (s *chaosSummary) add(round, code int, writes int64, rep *report.Report) {
-	if s.started.IsZero() {
-		s.started = time.Now()
-	}
 	s.exits = append(s.exits, code)
 	s.writes = append(s.writes, writes)
 	s.failures += len(rep.Failures)
@@ -463,6 +523,7 @@ func (s *chaosSummary) String() string {
 		s.duo.Calls, s.duo.Reads, s.duo.Writes, kv(s.duo.Faults), s.duo.RateLimited, kv(s.duo.Status), s.duo.PeakConcurrency)
 	fmt.Fprintf(&b, "  ServiceNow emulator: %d requests, faults %d (500/503/drop), 429s %d, 401s %d, tokens issued %d, PATCHes applied %d\n",
 		s.sn.Requests, s.sn.Faults, s.sn.RateLimited, s.sn.Unauthorized, s.sn.TokensIssued, s.sn.Patches)
+	fmt.Fprintf(&b, "  OAuth tokens revoked mid-run by the proxy: %d\n", s.revoked)
 	fmt.Fprintf(&b, "  duosync reports (sum over rounds): api_calls %d, retries %d, rate_limited %d, failures listed %d\n",
 		s.apiCalls, s.retries, s.limited, s.failures)
 	fmt.Fprintf(&b, "  enrollment emails: %d sent, none twice; %d users without one, each recorded as an unknown-outcome send\n",
