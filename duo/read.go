@@ -167,7 +167,7 @@ func readRest[T interface{ key() string }](ctx context.Context, c *Client, spec 
 		return readSequential(ctx, c, spec, first)
 	}
 	total := first.total
-	if total > maxListSize {
+	if total < 0 || total > maxListSize { // a negative one would panic in make below
 		return nil, 0, fmt.Errorf("duo GET %s: implausible total_objects %d", spec.path, total)
 	}
 	type segment struct{ start, end int }

@@ -55,8 +55,8 @@ type chaosProfile struct {
 }
 
 var (
-	chaosShort = chaosProfile{name: "short", requests: 300, duoFaults: "0.06", duoRate: "reads=300/m,writes=650/m",
-		duoSlow: "300ms", snFaults: "0.1", snRate: "40/2s", tokenTTL: "2s", pageSize: 20, revokeEvery: 15, rounds: 8}
+	chaosShort = chaosProfile{name: "short", requests: 300, duoFaults: "0.06", duoRate: "reads=300/m,writes=680/m",
+		duoSlow: "300ms", snFaults: "0.1", snRate: "60/2s", tokenTTL: "2s", pageSize: 20, revokeEvery: 15, rounds: 8}
 	chaosLong = chaosProfile{name: "long", requests: 5000, duoFaults: "0.04", duoRate: "reads=1200/m,writes=6000/m",
 		duoSlow: "500ms", snFaults: "0.08", snRate: "100/2s", tokenTTL: "3s", pageSize: 100, revokeEvery: 40, rounds: 8}
 )

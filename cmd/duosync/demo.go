@@ -126,7 +126,7 @@ func runDemo(ctx context.Context, env Env, args []string) error {
 		fmt.Fprintf(w, "\nThe HTML report (the email body IT receives): %s\n", r.reportPaths.HTML)
 		fmt.Fprintf(w, "CSV, JSON and text versions sit beside it. The journal: %s\n", filepath.Join(s.stateDir, "journal.db"))
 	}
-	fmt.Fprintf(w, "Try: duosync history --state-dir %s\n", s.stateDir)
+	fmt.Fprintf(w, "Try: %s history --state-dir %s\n", os.Args[0], s.stateDir)
 	return nil
 }
 
