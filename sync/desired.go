@@ -12,10 +12,6 @@ import (
 	"github.com/duosync/duosync/source"
 )
 
-// ExportRowLimit is ServiceNow's default CSV export row limit: an export of
-// exactly this many rows was probably cut off.
-const ExportRowLimit = 10000
-
 // Skip reasons: requests that are not errors, only not for us.
 const (
 	SkipNotApproved       = "not_approved"
@@ -123,7 +119,6 @@ type Builder struct {
 	seen    map[uint64]struct{} // hashes of the records read
 	checked map[string]bool     // files whose columns were checked
 	seed    maphash.Seed
-	rows    map[string]int // rows per file
 	d       Desired
 }
 
@@ -148,7 +143,6 @@ func NewBuilder(m Mapping, f Filter) (*Builder, error) {
 		seen:    map[uint64]struct{}{},
 		checked: map[string]bool{},
 		seed:    maphash.MakeSeed(),
-		rows:    map[string]int{},
 		d: Desired{
 			Counts:   Counts{Skip: map[string]int{}, Reject: map[string]int{}},
 			Requests: map[string]source.Origin{},
@@ -176,7 +170,6 @@ func BuildDesired(reqs []source.Request, problems []source.Problem, m Mapping, f
 // AddProblem counts a row the source could not read.
 func (b *Builder) AddProblem(p source.Problem) {
 	b.d.Counts.Rows++
-	b.rows[p.File]++
 	b.reject(p)
 }
 
@@ -204,7 +197,6 @@ func (b *Builder) Add(r source.Request) error {
 		b.checked[r.Origin.File] = true
 	}
 	b.d.Counts.Rows++
-	b.rows[r.Origin.File]++
 	if reason := b.skipReason(r); reason != "" {
 		b.skip(r, reason)
 		return nil
@@ -488,16 +480,8 @@ func (b *Builder) Finish() Desired {
 		d.Counts.Memberships += len(u.Memberships)
 	}
 	d.Counts.Users = len(d.Users)
-	files := make([]string, 0, len(b.rows))
-	for f := range b.rows {
-		files = append(files, f)
-	}
-	slices.Sort(files)
-	for _, f := range files {
-		if b.rows[f] == ExportRowLimit {
-			d.Warnings = append(d.Warnings, fmt.Sprintf("%s has exactly %d rows, ServiceNow's default export limit: the export was probably cut off, and requests beyond it are missing", nameOr(f, "the source"), ExportRowLimit))
-		}
-	}
+	// An export cut off at ServiceNow's row limit is the CSV reader's to
+	// warn about (source.ReadCSV): it counts the file's data rows.
 	if d.Counts.Rows == 0 {
 		d.Warnings = append(d.Warnings, "the source holds no requests: there is nothing to plan")
 	}

@@ -242,25 +242,9 @@ func TestGroupsSeparatorAndByItem(t *testing.T) {
 	}
 }
 
-func TestEmptyAndRowLimitWarnings(t *testing.T) {
+func TestEmptySourceWarns(t *testing.T) {
 	d := mustBuild(t, nil, nil, DefaultMapping(), Filter{})
 	if len(d.Warnings) != 1 || !strings.Contains(d.Warnings[0], "no requests") {
-		t.Errorf("warnings = %v", d.Warnings)
-	}
-	b, err := NewBuilder(DefaultMapping(), Filter{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := range ExportRowLimit {
-		r := person("R", "a.b", "a@example.com", "")
-		r.Fields["approval"] = "requested" // cheap: skipped
-		r.Origin = source.Origin{File: "big.csv", Line: i + 2}
-		if err := b.Add(r); err != nil {
-			t.Fatal(err)
-		}
-	}
-	d = b.Finish()
-	if len(d.Warnings) != 1 || !strings.Contains(d.Warnings[0], "big.csv has exactly 10000 rows") {
 		t.Errorf("warnings = %v", d.Warnings)
 	}
 }
