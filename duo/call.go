@@ -125,7 +125,7 @@ func (c *Client) do(ctx context.Context, req request) (*envelope, error) {
 			c.stats.retries.Add(1)
 		}
 		if err := c.wait(ctx, req.write()); err != nil {
-			return nil, c.fail(fmt.Errorf("duo %s %s: %w", req.method, req.path, err))
+			return nil, c.fail(attempt, fmt.Errorf("duo %s %s: %w", req.method, req.path, err))
 		}
 		start := time.Now()
 		env, kind, retryAfter, err := c.attempt(ctx, req)
@@ -146,19 +146,19 @@ func (c *Client) do(ctx context.Context, req request) (*envelope, error) {
 			if kind == unknown {
 				c.stats.unknown.Add(1)
 			}
-			return nil, c.fail(err)
+			return nil, c.fail(attempt, err)
 		}
 		switch kind {
 		case done:
-			return nil, c.fail(err)
+			return nil, c.fail(attempt, err)
 		case unknown:
 			c.stats.unknown.Add(1)
 			if !req.idempotent {
-				return nil, c.fail(err)
+				return nil, c.fail(attempt, err)
 			}
 		}
 		if attempt >= c.maxAttempts {
-			return nil, c.fail(fmt.Errorf("after %d attempts: %w", attempt, lastErr))
+			return nil, c.fail(attempt, fmt.Errorf("after %d attempts: %w", attempt, lastErr))
 		}
 		var wait time.Duration
 		if kind == throttled {
@@ -170,14 +170,33 @@ func (c *Client) do(ctx context.Context, req request) (*envelope, error) {
 		c.log.Warn("duo call retry", "method", req.method, "endpoint", req.endpoint,
 			"attempt", attempt, "wait_ms", wait.Milliseconds(), "error", err.Error())
 		if err := sleep(ctx, wait); err != nil {
-			return nil, c.fail(fmt.Errorf("duo %s %s: %w (after: %v)", req.method, req.path, err, lastErr))
+			return nil, c.fail(attempt, fmt.Errorf("duo %s %s: %w (after: %v)", req.method, req.path, err, lastErr))
 		}
 	}
 }
 
-func (c *Client) fail(err error) error {
+func (c *Client) fail(attempts int, err error) error {
 	c.stats.failed.Add(1)
-	return err
+	return &attemptsError{attempts: attempts, err: err}
+}
+
+// attemptsError records how many attempts a failed call made, for reports.
+type attemptsError struct {
+	attempts int
+	err      error
+}
+
+func (e *attemptsError) Error() string { return e.err.Error() }
+func (e *attemptsError) Unwrap() error { return e.err }
+
+// Attempts returns how many attempts the failed call behind err made (0
+// when err did not come from a Duo call).
+func Attempts(err error) int {
+	var ae *attemptsError
+	if errors.As(err, &ae) {
+		return ae.attempts
+	}
+	return 0
 }
 
 // attempt makes one signed HTTP request.

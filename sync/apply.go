@@ -40,6 +40,7 @@ type ActionResult struct {
 	HTTPStatus int           `json:"http_status,omitempty"`
 	DuoCode    int           `json:"duo_code,omitempty"`
 	DuoMessage string        `json:"duo_message,omitempty"`
+	Attempts   int           `json:"attempts,omitempty"` // calls made for it, retries included (0: not known)
 	Duration   time.Duration `json:"duration,omitempty"`
 }
 
@@ -365,6 +366,7 @@ func (ap *applier) finish(i int, outcome string, err error, d time.Duration) {
 		if errors.As(err, &de) {
 			r.HTTPStatus, r.DuoCode, r.DuoMessage = de.HTTPStatus, de.Code, de.Message
 		}
+		r.Attempts = duo.Attempts(err)
 		if outcome == OutcomeUnknown && r.Action.Kind == Enroll {
 			r.Detail += " (the email may have been sent; it counts as sent for the resend policy)"
 		}

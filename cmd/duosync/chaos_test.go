@@ -1,8 +1,11 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log"
@@ -11,11 +14,13 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -51,14 +56,15 @@ type chaosProfile struct {
 	// (the emulator's --token-ttl only expires tokens, which the client
 	// renews ahead of time).
 	revokeEvery int
-	rounds      int // apply runs allowed before one must succeed
+	runTimeout  time.Duration // one apply; past it the run is killed with SIGQUIT (a goroutine dump)
+	rounds      int           // apply runs allowed before one must succeed
 }
 
 var (
 	chaosShort = chaosProfile{name: "short", requests: 300, duoFaults: "0.06", duoRate: "reads=300/m,writes=680/m",
-		duoSlow: "300ms", snFaults: "0.1", snRate: "60/2s", tokenTTL: "2s", pageSize: 20, revokeEvery: 15, rounds: 8}
+		duoSlow: "300ms", snFaults: "0.1", snRate: "60/2s", tokenTTL: "2s", pageSize: 20, revokeEvery: 15, rounds: 8, runTimeout: 3 * time.Minute}
 	chaosLong = chaosProfile{name: "long", requests: 5000, duoFaults: "0.04", duoRate: "reads=1200/m,writes=6000/m",
-		duoSlow: "500ms", snFaults: "0.08", snRate: "100/2s", tokenTTL: "3s", pageSize: 100, revokeEvery: 40, rounds: 8}
+		duoSlow: "500ms", snFaults: "0.08", snRate: "100/2s", tokenTTL: "3s", pageSize: 100, revokeEvery: 40, rounds: 8, runTimeout: 15 * time.Minute}
 )
 
 // chaosGroups are the Duo groups the ServiceNow generator's requests ask
@@ -77,6 +83,15 @@ func TestChaosBothEmulatorsWithFaults(t *testing.T) {
 	} else if testing.Short() {
 		t.Skip("the chaos test is not run with -short")
 	}
+	// Other seeds and fault rates, to hunt for bugs by hand:
+	// DUOSYNC_CHAOS_SEED=N, DUOSYNC_CHAOS_FAULTS=0.2 (both emulators).
+	faultSeed := "8"
+	if v := os.Getenv("DUOSYNC_CHAOS_SEED"); v != "" {
+		faultSeed = v
+	}
+	if v := os.Getenv("DUOSYNC_CHAOS_FAULTS"); v != "" {
+		p.duoFaults, p.snFaults = v, v
+	}
 	dir := t.TempDir()
 	state := filepath.Join(dir, "state")
 
@@ -89,10 +104,10 @@ func TestChaosBothEmulatorsWithFaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	duoEmu := startDuo(t, "--seed", writeFile(t, dir, "duo-seed.json", string(seedJSON)),
-		"--fault-rate", p.duoFaults, "--fault-seed", "8", "--slow-answer", p.duoSlow, "--rate-limit", p.duoRate)
+		"--fault-rate", p.duoFaults, "--fault-seed", faultSeed, "--slow-answer", p.duoSlow, "--rate-limit", p.duoRate)
 	sn := startServiceNowWith(t, []string{"SN_CLIENT_SECRET=" + chaosSNSecret},
 		"--generate", fmt.Sprint(p.requests), "--generate-seed", fmt.Sprint(chaosSeed),
-		"--fault-rate", p.snFaults, "--fault-seed", "8", "--rate-limit", p.snRate,
+		"--fault-rate", p.snFaults, "--fault-seed", faultSeed, "--rate-limit", p.snRate,
 		"--client-id", "duosync-chaos", "--token-ttl", p.tokenTTL)
 
 	// duosync talks to ServiceNow through a proxy that revokes the OAuth
@@ -119,20 +134,21 @@ policy:
 		"DUOSYNC_CONFIG="+cfg, "DUOSYNC_STATE_DIR="+state)
 	secrets := map[string]string{"Duo skey": duoEmu.SKey, "ServiceNow password": sn.Password, "OAuth client secret": chaosSNSecret}
 
-	want := chaosDesired(t, sn.state(t), p.requests)
+	want, wantRITMs := chaosDesired(t, sn.state(t), p.requests)
 	if len(want) < p.requests/2 {
 		t.Fatalf("only %d of %d generated requests are to be provisioned; the run is not representative", len(want), p.requests)
 	}
 
-	sum := chaosSummary{profile: p, desired: len(want), started: time.Now()}
+	sum := chaosSummary{profile: p, desired: len(want), started: time.Now(), seed: faultSeed}
 	unknownSends := map[string]bool{} // users whose enrollment email may or may not have gone out
 	lastRunID := ""
 	for round := 1; ; round++ {
 		if round > p.rounds {
 			t.Fatalf("no apply succeeded in %d rounds", p.rounds)
 		}
-		writesBefore := duoEmu.stats(t).Writes
-		r := runBin(t, env, "apply", "--yes", "--source", "servicenow")
+		writesBefore, began := duoEmu.stats(t).Writes, time.Now()
+		r := chaosApply(t, env, p.runTimeout)
+		took := time.Since(began).Round(100 * time.Millisecond)
 		writes := duoEmu.stats(t).Writes - writesBefore
 		chaosNoSecrets(t, fmt.Sprintf("round %d output", round), r.stdout+r.stderr, secrets)
 		rep := lastReportIn(t, env)
@@ -141,8 +157,8 @@ policy:
 		}
 		lastRunID = rep.RunID
 		sum.add(round, r.code, writes, rep)
-		t.Logf("round %d: exit %d, %d Duo writes, %d failures, %d api calls, %d retries, %d 429s",
-			round, r.code, writes, len(rep.Failures), rep.Summary.APICalls, rep.Summary.Retries, rep.Summary.RateLimited)
+		t.Logf("round %d (%s): exit %d, %d Duo writes, %d failures, %d api calls, %d retries, %d 429s",
+			round, took, r.code, writes, len(rep.Failures), rep.Summary.APICalls, rep.Summary.Retries, rep.Summary.RateLimited)
 
 		switch r.code {
 		case 0:
@@ -161,8 +177,15 @@ policy:
 		default:
 			t.Fatalf("round %d: unexpected exit code: %v", round, r)
 		}
+		byAction := map[string]int64{}
+		for _, f := range rep.Failures {
+			byAction[f.Action]++
+		}
+		if len(byAction) > 0 {
+			t.Logf("  failures by action: %s", kv(byAction))
+		}
 		for i, f := range rep.Failures {
-			if i < 10 {
+			if i < 5 {
 				t.Logf("  failure: %s %s %s (%d attempts, HTTP %d, Duo %d): %s", f.Action, f.Username, f.Group, f.Attempts, f.HTTPStatus, f.DuoCode, f.Error)
 			}
 		}
@@ -177,7 +200,7 @@ policy:
 
 	// A further run, faults still on, finds nothing to do.
 	writesBefore := duoEmu.stats(t).Writes
-	r := runBin(t, env, "apply", "--yes", "--source", "servicenow")
+	r := chaosApply(t, env, p.runTimeout)
 	if extra := duoEmu.stats(t).Writes - writesBefore; r.code != 0 || extra != 0 {
 		t.Errorf("the follow-up run: want exit 0 and no Duo write, got %d writes: %v", extra, r)
 	}
@@ -187,7 +210,7 @@ policy:
 	chaosCompare(t, want, duoState)
 	journalUnknown := chaosUnconfirmedEnrollments(t, filepath.Join(state, "journal.db"))
 	sum.emails, sum.unknownSends = chaosCheckOutbox(t, want, duoState, journalUnknown, unknownSends)
-	chaosCheckWorkNotes(t, sn.state(t))
+	sum.noted, sum.notesUnknown = chaosCheckWorkNotes(t, sn.state(t), wantRITMs, chaosWriteBacks(t, filepath.Join(state, "journal.db")))
 
 	sum.duo, sum.sn, sum.revoked = duoEmu.stats(t), sn.stats(t), revoker.revoked.Load()
 	text := sum.String()
@@ -201,6 +224,34 @@ policy:
 	if total(sum.duo.Faults) == 0 || sum.sn.Faults == 0 {
 		t.Errorf("no fault was injected (Duo %v, ServiceNow %d): the test proves nothing", sum.duo.Faults, sum.sn.Faults)
 	}
+}
+
+// chaosApply runs `duosync apply --yes --source servicenow` like runBin,
+// but bounded: a run that hangs is stopped with SIGQUIT, so that its
+// goroutine dump lands in the failure message instead of the test timing
+// out without a word.
+func chaosApply(t *testing.T, env []string, timeout time.Duration) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binPath, "apply", "--yes", "--source", "servicenow")
+	cmd.Env = append(cleanEnv(), env...)
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGQUIT) }
+	cmd.WaitDelay = 10 * time.Second
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	r := result{stdout: stdout.String(), stderr: stderr.String()}
+	if ctx.Err() != nil {
+		t.Fatalf("apply did not finish within %s; its stderr:\n%s", timeout, r.stderr)
+	}
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		r.code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("run duosync apply: %v", err)
+	}
+	return r
 }
 
 // startServiceNowWith is startServiceNow with environment for the emulator
@@ -277,7 +328,7 @@ func startTokenRevoker(t *testing.T, target string, n int) *tokenRevoker {
 // skipped (7), requester active. The emulator's state has no requester
 // fields, so whether a requester is active comes from the generator run
 // in-process with the emulator's seed; the state must agree with it.
-func chaosDesired(t *testing.T, st sntest.State, n int) map[string][]string {
+func chaosDesired(t *testing.T, st sntest.State, n int) (users map[string][]string, ritms map[string]bool) {
 	t.Helper()
 	gen := sntest.Generate(n, chaosSeed)
 	active := map[string]bool{}
@@ -287,7 +338,7 @@ func chaosDesired(t *testing.T, st sntest.State, n int) map[string][]string {
 	if len(st.Requests) != len(gen.Requests) {
 		t.Fatalf("the ServiceNow emulator holds %d requests, the generator made %d", len(st.Requests), len(gen.Requests))
 	}
-	want := map[string][]string{}
+	want, ritms := map[string][]string{}, map[string]bool{}
 	for i, q := range st.Requests {
 		if g := gen.Requests[i]; g.Number != q.Number || g.RequestedFor != q.RequestedFor {
 			t.Fatalf("request %d: emulator has %s for %s, the generator %s for %s", i, q.Number, q.RequestedFor, g.Number, g.RequestedFor)
@@ -304,6 +355,7 @@ func chaosDesired(t *testing.T, st sntest.State, n int) map[string][]string {
 		default:
 			continue
 		}
+		ritms[q.Number] = true
 		user := strings.ToLower(q.RequestedFor + "@example.com") // mapping.username: {requested_for.email}
 		if !slices.Contains(want[user], group) {
 			want[user] = append(want[user], group)
@@ -312,7 +364,7 @@ func chaosDesired(t *testing.T, st sntest.State, n int) map[string][]string {
 	for _, g := range want {
 		sort.Strings(g)
 	}
-	return want
+	return want, ritms
 }
 
 // chaosCheckFailures checks that each failure left in a report says what
@@ -464,18 +516,67 @@ func chaosUnconfirmedEnrollments(t *testing.T, path string) map[string]bool {
 }
 
 // chaosCheckWorkNotes checks that write-back never wrote the same note
-// twice on one RITM, however often its PATCH was retried or re-run.
-func chaosCheckWorkNotes(t *testing.T, st sntest.State) {
+// twice on one RITM, however often its PATCH was retried or re-run, and
+// that every provisioned RITM got its "done" note unless the journal
+// records why not (a write-back of unknown outcome, assumed written so as
+// never to double a note). It returns the RITMs noted and those whose note
+// is missing for that reason.
+func chaosCheckWorkNotes(t *testing.T, st sntest.State, provisioned map[string]bool, journal map[string]string) (noted, unknown int) {
 	t.Helper()
 	for _, q := range st.Requests {
 		seen := map[string]bool{}
+		done := false
 		for _, n := range q.WorkNotes {
 			if seen[n.Value] {
 				t.Errorf("%s: the work note %q was written twice", q.Number, n.Value)
 			}
 			seen[n.Value] = true
+			done = done || (strings.HasPrefix(n.Value, "Duo: ") && !strings.Contains(n.Value, "could not provision"))
+		}
+		if !provisioned[q.Number] {
+			if len(q.WorkNotes) > 0 {
+				t.Errorf("%s is not to be provisioned but got work notes %+v", q.Number, q.WorkNotes)
+			}
+			continue
+		}
+		switch {
+		case done:
+			noted++
+		case strings.Contains(journal[q.Number], "outcome unknown"):
+			unknown++
+		default:
+			t.Errorf("%s was provisioned but has no done note, and the journal says %q", q.Number, journal[q.Number])
 		}
 	}
+	return noted, unknown
+}
+
+// chaosWriteBacks reads the journal's last write-back error per RITM
+// number ("" for a clean one).
+func chaosWriteBacks(t *testing.T, path string) map[string]string {
+	t.Helper()
+	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
+	if err != nil {
+		t.Fatalf("open journal: %v", err)
+	}
+	defer db.Close()
+	rows, err := db.Query(`SELECT number, result, error FROM write_backs ORDER BY id`)
+	if err != nil {
+		t.Fatalf("query journal write_backs: %v", err)
+	}
+	defer rows.Close()
+	out := map[string]string{}
+	for rows.Next() {
+		var number, result, errText string
+		if err := rows.Scan(&number, &result, &errText); err != nil {
+			t.Fatalf("journal write_backs: %v", err)
+		}
+		out[number] = result + ": " + errText
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatalf("journal write_backs: %v", err)
+	}
+	return out
 }
 
 func chaosNoSecrets(t *testing.T, where, text string, secrets map[string]string) {
@@ -490,12 +591,14 @@ func chaosNoSecrets(t *testing.T, where, text string, secrets map[string]string)
 // chaosSummary is what the chaos test prints at the end.
 type chaosSummary struct {
 	profile                    chaosProfile
+	seed                       string
 	desired, rounds            int
 	exits                      []int
 	writes                     []int64
 	failures                   int
 	apiCalls, retries, limited int
 	emails, unknownSends       int
+	noted, notesUnknown        int
 	revoked                    int64
 	duo                        duotest.Stats
 	sn                         sntest.Stats
@@ -515,8 +618,8 @@ func (s *chaosSummary) String() string {
 	var b strings.Builder
 	p := s.profile
 	fmt.Fprintf(&b, "chaos (%s): %d ServiceNow requests, %d Duo users desired\n", p.name, p.requests, s.desired)
-	fmt.Fprintf(&b, "  faults: Duo --fault-rate %s --rate-limit %s; ServiceNow --fault-rate %s --rate-limit %s --token-ttl %s\n",
-		p.duoFaults, p.duoRate, p.snFaults, p.snRate, p.tokenTTL)
+	fmt.Fprintf(&b, "  faults (seed %s): Duo --fault-rate %s --rate-limit %s; ServiceNow --fault-rate %s --rate-limit %s --token-ttl %s\n",
+		s.seed, p.duoFaults, p.duoRate, p.snFaults, p.snRate, p.tokenTTL)
 	fmt.Fprintf(&b, "  rounds: %d until exit 0 (exit codes %v, Duo writes per round %v), then a follow-up run with no write\n",
 		s.rounds, s.exits, s.writes)
 	fmt.Fprintf(&b, "  Duo emulator: %d requests (%d reads, %d writes), faults %s, 429s %d, status %s, peak concurrency %d\n",
@@ -528,6 +631,8 @@ func (s *chaosSummary) String() string {
 		s.apiCalls, s.retries, s.limited, s.failures)
 	fmt.Fprintf(&b, "  enrollment emails: %d sent, none twice; %d users without one, each recorded as an unknown-outcome send\n",
 		s.emails, s.unknownSends)
+	fmt.Fprintf(&b, "  ServiceNow work notes: %d provisioned RITMs noted once, %d not noted (write-back outcome unknown, assumed written), none twice\n",
+		s.noted, s.notesUnknown)
 	fmt.Fprintf(&b, "  final Duo state equals the desired one: %d users with their groups; took %s",
 		s.desired, time.Since(s.started).Round(time.Second))
 	return b.String()

@@ -176,7 +176,22 @@ func decodeConfig(data []byte, cfg *Config) error {
 		}
 		return cleanYAMLError(err)
 	}
+	// A second document (after ---) would otherwise be silently ignored.
+	var extra yaml.Node
+	if err := dec.Decode(&extra); err != nil && !errors.Is(err, io.EOF) {
+		return cleanYAMLError(err)
+	} else if err == nil && !emptyDocument(&extra) {
+		return fmt.Errorf("line %d: a second YAML document (after ---): duosync reads only one; merge them", extra.Line)
+	}
 	return nil
+}
+
+// emptyDocument reports a document holding nothing, as after a trailing ---.
+func emptyDocument(n *yaml.Node) bool {
+	if n.Kind == yaml.DocumentNode && len(n.Content) == 1 {
+		n = n.Content[0]
+	}
+	return n.Kind == 0 || n.Kind == yaml.ScalarNode && n.Tag == "!!null"
 }
 
 // cleanYAMLError drops the library's "yaml: unmarshal errors:" preamble so

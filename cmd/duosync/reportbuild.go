@@ -109,7 +109,7 @@ func (r *run) buildReport(runErr error, code int) *report.Report {
 			}
 			rep.Failures = append(rep.Failures, report.FailureRow{
 				Action: string(a.Action.Kind), Username: a.Action.Username, Group: a.Action.Group,
-				Requests: a.Action.Requests, HTTPStatus: a.HTTPStatus, DuoCode: a.DuoCode,
+				Requests: a.Action.Requests, Attempts: a.Attempts, HTTPStatus: a.HTTPStatus, DuoCode: a.DuoCode,
 				DuoMessage: a.DuoMessage, Error: a.Detail,
 			})
 		}

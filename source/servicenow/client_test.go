@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -445,7 +447,8 @@ func TestWriteBack(t *testing.T) {
 	}
 }
 
-// A PATCH whose answer is lost may have been applied: it is reported, not retried.
+// A PATCH whose answer is lost may have been applied: it is reported, not
+// retried. Only a 503 (not taken by the instance) is retried.
 func TestWriteBackOutcomeUnknownIsNotRetried(t *testing.T) {
 	srv := startEmulator(t, sntest.Options{Seed: smallSeed, FaultRate: 1, FaultSeed: 2})
 	c := newClient(t, srv, servicenow.Config{MaxAttempts: 5})
@@ -462,12 +465,48 @@ func TestWriteBackOutcomeUnknownIsNotRetried(t *testing.T) {
 		}
 	}
 	st := srv.Stats()
-	if got := st.ByEndpoint["PATCH sc_req_item/{sys_id}"]; got != 12 {
-		t.Errorf("%d PATCHes for 12 write-backs: a PATCH was retried", got)
+	got := st.ByEndpoint["PATCH sc_req_item/{sys_id}"]
+	if got < 12 || got > 12*5 {
+		t.Errorf("%d PATCHes for 12 write-backs", got)
 	}
 	r, _ := srv.State().Request("RITM0010001")
-	if unknown != 12 || len(r.WorkNotes) == 0 || int64(len(r.WorkNotes)) != st.Patches {
+	// Every applied PATCH is one write-back: none was repeated after it
+	// may have landed.
+	if unknown == 0 || len(r.WorkNotes) > 12 || int64(len(r.WorkNotes)) != st.Patches {
 		t.Errorf("unknown %d failed %d, notes %d, patches applied %d", unknown, failed, len(r.WorkNotes), st.Patches)
+	}
+	if got > 12 && failed+unknown != 12 {
+		t.Errorf("retries changed the outcome count: %d+%d", failed, unknown)
+	}
+}
+
+// A 503 to a PATCH was not taken by the instance: it is retried, and the
+// note lands once.
+func TestWriteBack503IsRetried(t *testing.T) {
+	srv := startEmulator(t, sntest.Options{Seed: smallSeed})
+	target, _ := url.Parse(srv.URL())
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	var refused atomic.Bool
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPatch && refused.CompareAndSwap(false, true) {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = w.Write([]byte(`{"error":{"message":"Service Unavailable","detail":null},"status":"failure"}`))
+			return
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	defer front.Close()
+	c, err := servicenow.New(servicenow.Config{Instance: front.URL, User: srv.User(), Password: srv.Password(), RetryBaseDelay: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.WriteBack(context.Background(), "aaaa0000000000000000000000000001", "note 503", ""); err != nil {
+		t.Fatalf("write-back after a 503: %v", err)
+	}
+	r, _ := srv.State().Request("RITM0010001")
+	if !refused.Load() || len(r.WorkNotes) != 1 {
+		t.Errorf("refused %v, notes %+v: want one 503 then exactly one note", refused.Load(), r.WorkNotes)
 	}
 }
 

@@ -37,7 +37,7 @@ type answer struct {
 
 // do sends a call with authentication and the retry policy: a GET is retried
 // on 429 (after Retry-After), 5xx and transport errors; any call is retried
-// once after a 401 with a renewed OAuth token, and after a 429 (the
+// once after a 401 with a renewed OAuth token, and after a 429 or a 503 (the
 // instance refused it before doing anything). Other failures of a write
 // are returned, marked ErrOutcomeUnknown when it may have been applied.
 func (c *Client) do(ctx context.Context, cl call) (answer, error) {
@@ -100,7 +100,10 @@ func (c *Client) do(ctx context.Context, cl call) (answer, error) {
 			continue
 		case resp.StatusCode >= 500:
 			apiErr := c.apiError(cl, resp.StatusCode, ct, body)
-			if !idempotent {
+			// A 503 comes from a node or load balancer that did not take the
+			// request (no semaphore, maintenance): even a write is safe to
+			// repeat. Any other 5xx may have been applied.
+			if !idempotent && resp.StatusCode != http.StatusServiceUnavailable {
 				return answer{}, fmt.Errorf("%w: %w", apiErr, ErrOutcomeUnknown)
 			}
 			if attempt >= c.cfg.MaxAttempts {
