@@ -1,11 +1,16 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/duosync/duosync/duo/duotest"
@@ -184,5 +189,85 @@ policy:
 	// (at the watermark, >=) is read again.
 	if first < 20 || second != 1 {
 		t.Errorf("first run read %d requests, the incremental one %d; want many, then 1", first, second)
+	}
+}
+
+// TestFailedWriteBackIsRetriedNextRun: write-backs refused by ServiceNow do
+// not hide the Duo work (the run succeeds and says so), and the next run
+// writes them, even an incremental run that no longer reads those requests.
+func TestFailedWriteBackIsRetriedNextRun(t *testing.T) {
+	dir := t.TempDir()
+	duoSrv, err := duotest.NewServer(duotest.Options{Seed: &duotest.Seed{Groups: []duotest.SeedGroup{{Name: "MFA Users"}, {Name: "VPN Users"}, {Name: "Finance MFA"}, {Name: "Engineering, Platform"}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer duoSrv.Close()
+	sn, err := sntest.NewServer(sntest.Options{Generate: 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sn.Close()
+	target, _ := url.Parse(sn.URL())
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	var refuse atomic.Bool
+	refuse.Store(true)
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPatch && refuse.Load() {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusForbidden)
+			_, _ = w.Write([]byte(`{"error":{"message":"Operation Failed","detail":"ACL Exception Update Failed due to security constraints"},"status":"failure"}`))
+			return
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	defer front.Close()
+	cfg := writeFile(t, dir, "duosync.yaml", fmt.Sprintf(`
+source:
+  servicenow:
+    instance: %s
+    user: %s
+    query: "approval=approved"
+    incremental: true
+    write_back: { work_notes: true }
+mapping:
+  groups_by_item: { "Duo MFA Enrollment": ["MFA Users"] }
+policy:
+  max_creates: 1000
+`, front.URL, sn.User()))
+	vars := map[string]string{"DUO_HOST": duoSrv.Host(), "DUO_IKEY": duoSrv.IKey(), "DUO_SKEY": duoSrv.SKey(), "DUO_CA_FILE": duoSrv.CAFile(),
+		"SN_PASSWORD": sn.Password(), "DUOSYNC_CONFIG": cfg, "DUOSYNC_STATE_DIR": filepath.Join(dir, "state"), "DUOSYNC_LOG_FORMAT": "json"}
+	run := func() (int, string) {
+		var out, errOut strings.Builder
+		code := Run(context.Background(), []string{"apply", "--yes", "--source", "servicenow"}, Env{Stdout: &out, Stderr: &errOut, Getenv: func(k string) string { return vars[k] }})
+		return code, out.String() + errOut.String()
+	}
+	if code, out := run(); code != 0 || !strings.Contains(out, "write-back to ServiceNow") {
+		t.Fatalf("first run: exit %d, want 0 with the write-back failures logged:\n%s", code, out)
+	}
+	notes := func() (n int) {
+		for _, q := range sn.State().Requests {
+			n += len(q.WorkNotes)
+		}
+		return n
+	}
+	if n := notes(); n != 0 {
+		t.Fatalf("%d notes landed through a refusing proxy", n)
+	}
+	created := len(duoSrv.State().Users)
+	if created < 10 {
+		t.Fatalf("the Duo work was not done: %d users", created)
+	}
+	refuse.Store(false)
+	if code, out := run(); code != 0 {
+		t.Fatalf("second run: exit %d\n%s", code, out)
+	}
+	// Every request the first run served now has its note, once.
+	for _, q := range sn.State().Requests {
+		if len(q.WorkNotes) > 1 {
+			t.Errorf("%s: %d notes", q.Number, len(q.WorkNotes))
+		}
+	}
+	if n := notes(); n < created {
+		t.Errorf("%d notes after the retry, want one per provisioned request (%d users)", n, created)
 	}
 }

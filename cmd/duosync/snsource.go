@@ -74,8 +74,25 @@ func (r *run) writeBack(ctx context.Context) error {
 	if !r.s.sn.workNotes && r.s.sn.closeState == "" {
 		return r.saveWatermark(ctx)
 	}
+	notes := r.notes()
+	// Notes that failed in earlier runs for requests this run did not read
+	// (an incremental run) are retried too.
+	pending, err := r.journal.PendingWriteBacks(ctx)
+	if err != nil {
+		return fmt.Errorf("journal: %w", err)
+	}
+	here := map[string]bool{}
+	for _, n := range notes {
+		here[n.sysID] = true
+	}
+	for _, wb := range pending {
+		if !here[wb.SysID] {
+			here[wb.SysID] = true
+			notes = append(notes, workNote{sysID: wb.SysID, number: wb.Number, text: wb.Note, key: wb.OutcomeKey, success: wb.OutcomeKey == "done"})
+		}
+	}
 	failed := 0
-	for _, n := range r.notes() {
+	for _, n := range notes {
 		done, err := r.journal.WriteBackDone(ctx, n.sysID, n.key)
 		if err != nil {
 			return fmt.Errorf("journal: %w", err)
