@@ -229,6 +229,11 @@ func readSequential[T interface{ key() string }](ctx context.Context, c *Client,
 		if p, err = fetchPage[T](ctx, c, spec, p.next, spec.limit); err != nil {
 			return nil, 0, err
 		}
+		// Without total_objects nothing else ends a list whose pages are
+		// empty yet always point further on.
+		if len(p.items) == 0 && p.hasNext {
+			return nil, 0, fmt.Errorf("duo GET %s: an empty page with next_offset %d: the list does not end", spec.path, p.next)
+		}
 		out = append(out, p.items...)
 	}
 	if err := checkUnique(out, len(out), spec.path); err != nil {

@@ -261,6 +261,11 @@ func (p Plan) validate() error {
 			if a.NewUser == nil || Normalize(a.NewUser.Username) != Normalize(a.Username) {
 				return at("create_user needs new_user with the same username")
 			}
+			// The stale check reads the user by key: a key that is not the
+			// username would let an edited plan create a user never checked.
+			if a.Key != "" && a.Key != Normalize(a.Username) {
+				return at("create_user key %q is not the username %q", a.Key, a.Username)
+			}
 			if created[key] {
 				return at("user %q is created twice", a.Username)
 			}
