@@ -356,7 +356,21 @@ func hasControl(s string) bool {
 	if !utf8.ValidString(s) {
 		return true
 	}
-	return strings.ContainsFunc(s, unicode.IsControl)
+	return strings.ContainsFunc(s, isUnsafe)
+}
+
+// isUnsafe reports control characters and the bidirectional formatting
+// characters, which make a name display as something else ("jane\u202emoc.x"
+// shows reversed in the Duo admin panel). Other format characters (ZWNJ,
+// ZWJ) are left alone: real names use them.
+func isUnsafe(r rune) bool {
+	switch {
+	case unicode.IsControl(r):
+		return true
+	case r == '\u061c', r == '\u200e', r == '\u200f', r >= '\u202a' && r <= '\u202e', r >= '\u2066' && r <= '\u2069':
+		return true
+	}
+	return false
 }
 
 func stripControl(s string) string {
@@ -365,7 +379,7 @@ func stripControl(s string) string {
 	}
 	s = strings.ToValidUTF8(s, "")
 	return strings.TrimSpace(strings.Map(func(r rune) rune {
-		if unicode.IsControl(r) {
+		if isUnsafe(r) {
 			return ' '
 		}
 		return r

@@ -270,3 +270,15 @@ func TestAliasSharedByTwoUsersIsAConflict(t *testing.T) {
 		t.Errorf("counts %+v", d.Counts)
 	}
 }
+
+func TestBidiOverridesAreRefusedInIdentifiers(t *testing.T) {
+	for _, s := range []string{"jane\u202emoc.x@example.com", "a\u2066b@example.com", "a\u200fb@example.com"} {
+		if !hasControl(s) {
+			t.Errorf("%q passes as a username or email", s)
+		}
+	}
+	// Joiners are part of real names and stay.
+	if hasControl("Mi\u200dchael") || stripControl("Ann\u202eA") != "Ann A" {
+		t.Errorf("ZWJ refused, or a bidi override kept in a display name: %q", stripControl("Ann\u202eA"))
+	}
+}

@@ -178,11 +178,25 @@ func WritePlanFile(path string, sp SavedPlan) error {
 	return nil
 }
 
+// MaxPlanFileSize bounds a saved plan. A plan of max_changes (5,000 by
+// default) actions is about 2 MB, and one of 100,000 actions under 32 MB,
+// so a larger file is not a plan duosync made; refusing it before decoding
+// keeps memory bounded (decoding costs about five times the file's size).
+const MaxPlanFileSize = 32 << 20
+
 // ReadPlanFile reads and validates a plan.json.
 func ReadPlanFile(path string) (SavedPlan, error) {
-	data, err := os.ReadFile(path)
+	f, err := os.Open(path)
 	if err != nil {
 		return SavedPlan{}, fmt.Errorf("read plan: %w", err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, MaxPlanFileSize+1))
+	if err != nil {
+		return SavedPlan{}, fmt.Errorf("read plan: %w", err)
+	}
+	if len(data) > MaxPlanFileSize {
+		return SavedPlan{}, fmt.Errorf("%s: larger than the %d MiB a saved plan can be: not a plan duosync made; make a new plan", path, MaxPlanFileSize>>20)
 	}
 	sp, err := LoadPlan(data)
 	if err != nil {

@@ -213,3 +213,13 @@ func TestCheckStaleFailsOnAFailedRead(t *testing.T) {
 		t.Errorf("err = %v", err)
 	}
 }
+
+func TestReadPlanFileRefusesAHugeFile(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "plan.json")
+	if err := os.WriteFile(p, bytes.Repeat([]byte(" "), MaxPlanFileSize+1), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ReadPlanFile(p); err == nil || !strings.Contains(err.Error(), "larger than the 32 MiB") {
+		t.Fatalf("a file over the limit: %v", err)
+	}
+}

@@ -174,12 +174,12 @@ func decodeConfig(data []byte, cfg *Config) error {
 		if errors.Is(err, io.EOF) {
 			return nil // an empty file is an empty config
 		}
-		return cleanYAMLError(err)
+		return cleanYAMLError(err, data)
 	}
 	// A second document (after ---) would otherwise be silently ignored.
 	var extra yaml.Node
 	if err := dec.Decode(&extra); err != nil && !errors.Is(err, io.EOF) {
-		return cleanYAMLError(err)
+		return cleanYAMLError(err, data)
 	} else if err == nil && !emptyDocument(&extra) {
 		return fmt.Errorf("line %d: a second YAML document (after ---): duosync reads only one; merge them", extra.Line)
 	}
@@ -197,14 +197,14 @@ func emptyDocument(n *yaml.Node) bool {
 // cleanYAMLError drops the library's "yaml: unmarshal errors:" preamble so
 // that the message reads "line 3: field nme not found in type main.DuoConfig"
 // as "line 3: unknown key nme (in duo)".
-func cleanYAMLError(err error) error {
+func cleanYAMLError(err error, data []byte) error {
 	var te *yaml.TypeError
 	if !errors.As(err, &te) {
 		return err
 	}
 	var msgs []string
 	for _, e := range te.Errors {
-		msg := e
+		msg := withKey(e, data)
 		if i := strings.Index(msg, "field "); i >= 0 && strings.Contains(msg, " not found in type ") {
 			name := msg[i+len("field ") : strings.Index(msg, " not found")]
 			section := yamlSection(msg[strings.Index(msg, " not found in type ")+len(" not found in type "):])
@@ -216,6 +216,25 @@ func cleanYAMLError(err error) error {
 		msgs = append(msgs, msg)
 	}
 	return errors.New(strings.Join(msgs, "; "))
+}
+
+// withKey adds the key of the line a type error names: "line 2: cannot
+// unmarshal !!str `many` into int" becomes "... (key max_changes)".
+func withKey(msg string, data []byte) string {
+	var n int
+	if _, err := fmt.Sscanf(msg, "line %d:", &n); err != nil || !strings.Contains(msg, "cannot unmarshal") {
+		return msg
+	}
+	lines := strings.Split(string(data), "\n")
+	if n < 1 || n > len(lines) {
+		return msg
+	}
+	line := strings.TrimSpace(lines[n-1])
+	line = strings.TrimSpace(strings.TrimPrefix(line, "- "))
+	if key, _, ok := strings.Cut(line, ":"); ok && key != "" && len(key) < 80 {
+		return msg + " (key " + strings.Trim(key, `"'`) + ")"
+	}
+	return msg
 }
 
 // yamlSection turns a Go type name from a yaml error into the config section.

@@ -29,7 +29,7 @@ func TestConfigErrorsNameLineAndKey(t *testing.T) {
 	cases := map[string]string{
 		"duo:\n  hots: x\n":                    "line 2: unknown key hots (in duo)",
 		"nope: 1\n":                            "line 1: unknown key nope (in top level)",
-		"policy:\n  max_resends: many\n":       "line 2",
+		"policy:\n  max_resends: many\n":       "line 2: cannot unmarshal !!str `many` into int (key max_resends)",
 		"source:\n  servicenow:\n    tabel: x": "unknown key tabel (in source.servicenow)",
 		"duo: [1, 2]\n":                        "line 1",
 	}
