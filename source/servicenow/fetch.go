@@ -81,14 +81,58 @@ func (c *Client) query() string {
 	return q + "ORDERBYsys_id"
 }
 
-// list pages through a table by offset and calls fn per page. Paging ends
-// when the offset reaches X-Total-Count, not at a short page (sysparm_limit
-// is applied before ACLs). When the Link header's next offset is smaller
-// than offset+limit (an instance capping the page size), it is followed.
+// Paging bounds. Each turns an instance that lies about its size, or never
+// stops offering a next page, into a failed read in bounded time, with an
+// error that says what was seen.
+const (
+	// maxEmptyRun is how many empty pages in a row a read accepts while
+	// X-Total-Count (or Link rel=next) says there is more. Empty pages are
+	// legitimate: sysparm_limit is applied before ACLs, so a page of
+	// records the integration user cannot read comes back empty. But 50 in
+	// a row is 50 × PageSize hidden records in a row (50,000 at the default
+	// page size), far more likely a wrong count than real ACLs; without a
+	// bound, "X-Total-Count: 2000000000" would mean 200 million requests.
+	maxEmptyRun = 50
+	// maxStaleRun is how many pages in a row may hold only records already
+	// read: an instance (or proxy) ignoring sysparm_offset. One such page
+	// can be legitimate: when PageSize records before the offset are
+	// deleted mid-read, the rest shift back by a page.
+	maxStaleRun = 3
+	// maxOvershootRun is how many pages in a row may end past their own
+	// X-Total-Count before the count is judged wrong (see list).
+	maxOvershootRun = 10
+)
+
+// list pages through a table by offset and calls fn per page.
+//
+// With X-Total-Count, paging ends when the offset reaches the count, not
+// at a short page (sysparm_limit is applied before ACLs, so short and even
+// empty pages come before the end). The count is read again on every page,
+// so records inserted while paging are read too. When the Link header's
+// next offset is smaller than offset+limit (an instance capping the page
+// size), it is followed.
+//
+// A page that ends past its own count (offset+records > X-Total-Count)
+// proves the count low: stale, from records inserted between the count and
+// the page, or wrong. Stopping there could return a partial read with a nil
+// error, so reading goes on past the count; it ends normally once a page
+// agrees with its count again (the next page's fresh count shows the
+// growth, or an empty page past the count shows there is nothing more).
+// After maxOvershootRun such pages in a row the read fails: the count
+// cannot say when the read is complete.
+//
+// Without X-Total-Count, paging follows Link rel=next and ends when a page
+// has none; a next link that does not move forward fails the read.
+//
+// In both modes a read that goes on fails after maxEmptyRun empty pages or
+// maxStaleRun pages of already-read records in a row.
 func (c *Client) list(ctx context.Context, table, query string, fields []string, mode string, excl bool,
 	fn func(recs []map[string]string, offset int) error) (total, pages int, err error) {
 	limit := c.cfg.PageSize
 	total = -1
+	seen := map[string]struct{}{} // sys_ids read so far, to tell a page that brings nothing new
+	var emptyRun, staleRun, overshootRun int
+	runFrom := 0 // offset of the first page of the current empty or stale run
 	for offset := 0; ; {
 		q := url.Values{
 			"sysparm_query":                  {query},
@@ -108,9 +152,15 @@ func (c *Client) list(ctx context.Context, table, query string, fields []string,
 		if err != nil {
 			return total, pages, fmt.Errorf("ServiceNow GET %s at offset %d: %w", table, offset, err)
 		}
+		fresh := 0
 		for i, r := range recs {
-			if r["sys_id"] == "" {
+			id := r["sys_id"]
+			if id == "" {
 				return total, pages, fmt.Errorf("ServiceNow GET %s at offset %d: record %d has no sys_id (is it readable by the integration user?)", table, offset, i)
+			}
+			if _, dup := seen[id]; !dup {
+				seen[id] = struct{}{}
+				fresh++
 			}
 		}
 		pages++
@@ -126,22 +176,68 @@ func (c *Client) list(ctx context.Context, table, query string, fields []string,
 
 		linkHeader := ans.header.Get("Link")
 		links := parseLink(linkHeader)
+		nextLink, hasNext := links["next"]
 		next := offset + limit
-		if n := linkOffset(links["next"]); n > offset && n < next {
+		if n := linkOffset(nextLink); n > offset && n < next {
 			next = n
 		}
 		switch {
 		case hasCount:
 			total = count
+			if len(recs) > 0 && offset+len(recs) > count {
+				overshootRun++
+				if overshootRun >= maxOvershootRun {
+					return total, pages, fmt.Errorf("ServiceNow GET %s: X-Total-Count says %d but the page at offset %d ends at record %d, "+
+						"and %d pages in a row held more records than their count: the count cannot tell when the read is complete",
+						table, count, offset, offset+len(recs), overshootRun)
+				}
+				c.log.WarnContext(ctx, "servicenow page holds more records than X-Total-Count; reading on",
+					"table", table, "offset", offset, "records", len(recs), "total", count)
+				break // read on past the stale count
+			}
+			overshootRun = 0
 			if next >= total {
 				return total, pages, nil
 			}
 		case linkHeader != "":
-			if _, more := links["next"]; !more {
+			if !hasNext {
 				return max(total, offset+len(recs)), pages, nil
+			}
+			if n := linkOffset(nextLink); n >= 0 && n <= offset {
+				return total, pages, fmt.Errorf("ServiceNow GET %s at offset %d: no X-Total-Count and the Link header's rel=next points to offset %d, "+
+					"which does not move forward: the read cannot be known complete", table, offset, n)
 			}
 		default:
 			return total, pages, fmt.Errorf("ServiceNow GET %s at offset %d: no X-Total-Count and no Link header, so the read cannot be known complete", table, offset)
+		}
+
+		// The read goes on: bound the runs of pages that bring nothing new.
+		switch {
+		case len(recs) == 0:
+			if emptyRun == 0 {
+				runFrom = offset
+			}
+			emptyRun, staleRun = emptyRun+1, 0
+		case fresh == 0:
+			if staleRun == 0 {
+				runFrom = offset
+			}
+			emptyRun, staleRun = 0, staleRun+1
+		default:
+			emptyRun, staleRun = 0, 0
+		}
+		if emptyRun >= maxEmptyRun {
+			said := "the Link header kept offering a next page"
+			if hasCount {
+				said = fmt.Sprintf("X-Total-Count says %d", count)
+			}
+			return total, pages, fmt.Errorf("ServiceNow GET %s: %s but %d pages in a row were empty (offsets %d to %d); "+
+				"ACLs hide records after sysparm_limit is applied, but rarely this many: the count is likely wrong (or the integration user cannot read these records)",
+				table, said, emptyRun, runFrom, offset)
+		}
+		if staleRun >= maxStaleRun {
+			return total, pages, fmt.Errorf("ServiceNow GET %s: %d pages in a row (offsets %d to %d) held only records already read: "+
+				"the instance or a proxy is ignoring sysparm_offset, so the read would never end", table, staleRun, runFrom, offset)
 		}
 		offset = next
 	}
