@@ -31,6 +31,16 @@ const (
 	// A record may hold many fields; it is bounded at this many times the
 	// field limit.
 	recordLimitFactor = 16
+	// MaxColumns bounds the fields of any record, the header included. An
+	// sc_req_item list export has at most a few hundred columns (every
+	// field and some dot-walks); past that the file is not an export, and
+	// csv.Reader's per-field bookkeeping would cost memory out of
+	// proportion to the bytes (a million one-byte columns: ~235 MB).
+	MaxColumns = 2000
+	// MaxHeaderBytes bounds the header line: 2,000 labels of over 100
+	// bytes each. Everything derived from the header is held for the whole
+	// file, so it gets a tighter bound than a data record.
+	MaxHeaderBytes = 256 << 10
 )
 
 // CSVOptions configures ReadCSV. The zero value is ready to use.
@@ -82,6 +92,10 @@ const (
 	ReasonRecordTooLarge = "record_too_large"
 	ReasonMissingNumber  = "missing_number"
 	ReasonConflict       = "conflicting_duplicate"
+	// ReasonRepeatedHeader is a data row that repeats the header: two
+	// exports concatenated (cat a.csv b.csv), the second one's BOM and
+	// header in the middle of the file.
+	ReasonRepeatedHeader = "repeated_header"
 )
 
 // ReadCSV streams every record of every file matched by patterns (paths or

@@ -1,6 +1,7 @@
 package source
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -45,13 +46,22 @@ type scanResult struct {
 	// opening quote would be swallowed into one field.
 	unclosedQuote int
 	lastLine      int
+	// crOnly: the file ends its lines with a bare CR (classic Mac OS),
+	// read as if each were a LF (see crToLF)
+	crOnly bool
 }
 
 // scanFile reads the whole file once: SHA-256, NUL bytes and UTF-8 validity.
-// It holds one chunk at a time.
-func scanFile(ctx context.Context, r io.Reader) (scanResult, error) {
-	res := scanResult{nulOffset: -1, invalidUTF8: -1}
+// It holds one chunk at a time. With crOnly the file's bare CRs are read as
+// LFs (the hash is still of the file's own bytes), so that lines are counted
+// as the records will be read.
+func scanFile(ctx context.Context, r io.Reader, crOnly bool) (scanResult, error) {
+	res := scanResult{nulOffset: -1, invalidUTF8: -1, crOnly: crOnly}
 	h := sha256.New()
+	r = io.TeeReader(r, h)
+	if crOnly {
+		r = newCRToLF(r)
+	}
 	// buf keeps 3 bytes of headroom before the chunk, where the incomplete
 	// UTF-8 sequence at the end of the previous chunk is carried over.
 	buf := make([]byte, 3+scanChunk)
@@ -68,7 +78,6 @@ func scanFile(ctx context.Context, r io.Reader) (scanResult, error) {
 		}
 		n, err := io.ReadFull(r, buf[3:])
 		chunk := buf[3 : 3+n]
-		h.Write(chunk)
 		if len(res.head) < headSize {
 			res.head = append(res.head, chunk[:min(n, headSize-len(res.head))]...)
 		}
@@ -132,6 +141,49 @@ func scanFile(ctx context.Context, r io.Reader) (scanResult, error) {
 	}
 	res.sha256 = hex.EncodeToString(h.Sum(nil))
 	return res, nil
+}
+
+// crLineEndings reports whether the first line of head (the start of a
+// file) ends with a bare CR: classic Mac OS line endings, as Excel for Mac's
+// "CSV (Macintosh)" writes them. ServiceNow never does; read as they are,
+// csv.Reader takes the whole file for one line (CR is data to it).
+func crLineEndings(head []byte) bool {
+	i := bytes.IndexAny(head, "\r\n")
+	return i >= 0 && head[i] == '\r' && i+1 < len(head) && head[i+1] != '\n'
+}
+
+// crToLF turns each bare CR (one not followed by a LF) into a LF, byte for
+// byte, so that offsets stay those of the file; CRLF is left alone.
+type crToLF struct{ r *bufio.Reader }
+
+func newCRToLF(r io.Reader) crToLF {
+	if br, ok := r.(*bufio.Reader); ok {
+		return crToLF{br}
+	}
+	return crToLF{bufio.NewReaderSize(r, scanChunk)}
+}
+
+func (c crToLF) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	for i := 0; i < n; {
+		j := bytes.IndexByte(p[i:n], '\r')
+		if j < 0 {
+			break
+		}
+		i += j
+		if i+1 < n {
+			if p[i+1] != '\n' {
+				p[i] = '\n'
+			}
+		} else if next, perr := c.r.Peek(1); perr != nil || next[0] != '\n' {
+			// the CR ends what was read: the next byte decides (at the end
+			// of the file, or on an I/O error that the next Read returns,
+			// the CR ends a line)
+			p[i] = '\n'
+		}
+		i++
+	}
+	return n, err
 }
 
 // incompleteTail is the length of a UTF-8 sequence cut off at the end of b
@@ -310,7 +362,11 @@ func chooseEncoding(ctx context.Context, f *os.File, s scanResult, forced string
 		if _, err := f.Seek(0, io.SeekStart); err != nil {
 			return "", err
 		}
-		off, line, err := firstNot1252(ctx, f)
+		var r io.Reader = f
+		if s.crOnly {
+			r = newCRToLF(f) // for the line number
+		}
+		off, line, err := firstNot1252(ctx, r)
 		if err != nil || off < 0 {
 			return "", err
 		}

@@ -17,13 +17,24 @@ import (
 // rest of the record except its newlines (so csv.Reader's line numbers stay
 // right), and remembers the record's first line; the reader then reports that
 // record as a Problem instead of using its truncated fields.
+//
+// It also bounds the number of fields of a record: csv.Reader keeps a string
+// header and an index per field, so a line of a million one-byte fields costs
+// far more memory than its size.
 type limiter struct {
 	src        io.Reader
 	buf        []byte
 	pos, end   int
 	err        error
 	fieldLimit int
-	recLimit   int
+	recLimit   int // for data records
+	maxFields  int
+	// headerLimit bounds the first record (the header) instead of
+	// recLimit: a header is short, and everything built from it (names,
+	// lookups, messages) is held for the whole file.
+	headerLimit int
+	curLimit    int  // the record limit of the record being read
+	seenRecord  bool // a record has started: the next one is data
 
 	state      lexState
 	line       int // line of the next byte, 1-based
@@ -43,6 +54,7 @@ type limiter struct {
 type cut struct {
 	field  int  // index of the field that was too long
 	record bool // the record as a whole was too long
+	fields bool // the record has more than maxFields fields
 }
 
 type lexState uint8
@@ -62,15 +74,35 @@ func newLexer() *limiter {
 	return newLimiter(nil, math.MaxInt, math.MaxInt)
 }
 
+// newLimiter bounds fields and records only; withHeader and withMaxFields
+// add the other bounds.
 func newLimiter(src io.Reader, fieldLimit, recLimit int) *limiter {
 	return &limiter{
-		src:        src,
-		buf:        make([]byte, 64<<10),
-		fieldLimit: fieldLimit,
-		recLimit:   recLimit,
-		line:       1,
-		cuts:       map[int]cut{},
+		src:         src,
+		buf:         make([]byte, 64<<10),
+		fieldLimit:  fieldLimit,
+		recLimit:    recLimit,
+		maxFields:   math.MaxInt,
+		headerLimit: recLimit,
+		curLimit:    recLimit,
+		line:        1,
+		cuts:        map[int]cut{},
 	}
+}
+
+// withHeader bounds the first record at n bytes (or recLimit if smaller).
+func (l *limiter) withHeader(n int) *limiter {
+	l.headerLimit = min(n, l.recLimit)
+	if !l.seenRecord {
+		l.curLimit = l.headerLimit
+	}
+	return l
+}
+
+// withMaxFields bounds every record at n fields.
+func (l *limiter) withMaxFields(n int) *limiter {
+	l.maxFields = n
+	return l
 }
 
 // takeCut reports (once) whether the record starting at line was cut short.
@@ -132,7 +164,7 @@ func (l *limiter) Read(p []byte) (int, error) {
 		n += copy(p[n:], avail[:k])
 		l.pos += k
 		if over {
-			l.cuts[l.recStart] = cut{field: l.field, record: l.recBytes > l.recLimit}
+			l.cuts[l.recStart] = cut{field: l.field, record: l.recBytes > l.curLimit, fields: l.field >= l.maxFields}
 			l.discarding = true
 			// close the quote for csv.Reader, so the newlines that follow end the record
 			l.pendingQuote = l.state == quoted
@@ -144,9 +176,11 @@ func (l *limiter) Read(p []byte) (int, error) {
 // discard runs the state machine over b without passing bytes on, until
 // the record ends. It returns the bytes taken and the newlines among them.
 func (l *limiter) discard(b []byte) (k, newlines int) {
-	fieldLimit, recLimit := l.fieldLimit, l.recLimit
-	l.fieldLimit, l.recLimit = math.MaxInt, math.MaxInt
-	defer func() { l.fieldLimit, l.recLimit = fieldLimit, recLimit }()
+	// no record starts while discarding (it stops at the end of the cut
+	// one), so lifting the current record's limits is enough
+	fieldLimit, curLimit, maxFields := l.fieldLimit, l.curLimit, l.maxFields
+	l.fieldLimit, l.curLimit, l.maxFields = math.MaxInt, math.MaxInt, math.MaxInt
+	defer func() { l.fieldLimit, l.curLimit, l.maxFields = fieldLimit, curLimit, maxFields }()
 	for k < len(b) && l.discarding {
 		line := l.line
 		// a record can only end at a newline: advance to each in turn and
@@ -202,7 +236,7 @@ func (l *limiter) advance(b []byte) (k int, over bool) {
 			l.step(b[i])
 			i++
 		}
-		if l.recStart != 0 && (l.fieldBytes > l.fieldLimit || l.recBytes > l.recLimit) {
+		if l.recStart != 0 && (l.fieldBytes > l.fieldLimit || l.recBytes > l.curLimit || l.field >= l.maxFields) {
 			return i, true
 		}
 	}
@@ -283,6 +317,12 @@ func (l *limiter) step(c byte) {
 
 func (l *limiter) startRecord() {
 	l.recStart, l.field, l.fieldBytes, l.recBytes, l.state = l.line, 0, 0, 0, fieldStart
+	if l.seenRecord {
+		l.curLimit = l.recLimit
+	} else {
+		l.curLimit = l.headerLimit
+		l.seenRecord = true
+	}
 }
 
 func (l *limiter) endRecord() {

@@ -33,10 +33,24 @@ func openExport(ctx context.Context, path string, opts CSVOptions) (*exportFile,
 		ef.close()
 		return ef, nil
 	}
-	ef.scan, err = scanFile(ctx, f)
+	// The line endings are judged first, from the header line (bounded, so
+	// the peek is too), as every later step counts lines.
+	peek := make([]byte, min(MaxHeaderBytes, opts.MaxFieldBytes*recordLimitFactor)+len(utf8BOM)+2)
+	n, err := f.ReadAt(peek, 0)
+	if err != nil && err != io.EOF {
+		f.Close()
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	crOnly := crLineEndings(peek[:n])
+	ef.scan, err = scanFile(ctx, f, crOnly)
 	if err != nil {
 		f.Close()
 		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	if crOnly {
+		ef.warnings = append(ef.warnings, path+": CR-only line endings (classic Mac OS, as Excel for Mac's "+
+			"\"CSV (Macintosh)\" writes them): read with each CR as a line break; the file was re-saved "+
+			"after ServiceNow exported it, so check that the spreadsheet did not alter values")
 	}
 	ef.info.SHA256 = ef.scan.sha256
 	if why := looksLike(ef.scan); why != "" {
@@ -62,8 +76,19 @@ func openExport(ctx context.Context, path string, opts CSVOptions) (*exportFile,
 		return nil, err
 	}
 	raw, err := cr.Read()
-	if _, wasCut := lim.takeCut(recordLine(cr, err)); wasCut {
-		return refuse(fmt.Sprintf("the first line is longer than %d bytes: not the header of a CSV export", lim.recLimit))
+	if c, wasCut := lim.takeCut(recordLine(cr, err)); wasCut {
+		// refused before anything is built from the header: the memory
+		// spent is bounded by the limits, not by the line
+		switch {
+		case c.fields:
+			return refuse(fmt.Sprintf("the first line has more than %d columns: not the header of a ServiceNow export "+
+				"(an sc_req_item export has at most a few hundred)", MaxColumns))
+		case c.record:
+			return refuse(fmt.Sprintf("the first line is longer than %d bytes: not the header of a CSV export", lim.headerLimit))
+		default:
+			return refuse(fmt.Sprintf("column %d of the first line is longer than %d bytes: not the header of a CSV export",
+				c.field+1, lim.fieldLimit))
+		}
 	}
 	if err == io.EOF {
 		return refuse("an empty file (no header line)")
@@ -104,6 +129,10 @@ func (f *exportFile) records(tee io.Writer) (*csv.Reader, *limiter, error) {
 		r = io.TeeReader(r, tee)
 	}
 	r = bufio.NewReaderSize(r, 64<<10)
+	if f.scan.crOnly {
+		// before decoding: CR and LF are the same bytes in both charsets
+		r = newCRToLF(r)
+	}
 	switch f.info.Encoding {
 	case encUTF8BOM:
 		if _, err := io.CopyN(io.Discard, r, int64(len(utf8BOM))); err != nil {
@@ -112,7 +141,8 @@ func (f *exportFile) records(tee io.Writer) (*csv.Reader, *limiter, error) {
 	case encWindows1252:
 		r = charmap.Windows1252.NewDecoder().Reader(r)
 	}
-	lim := newLimiter(r, f.opts.MaxFieldBytes, f.opts.MaxFieldBytes*recordLimitFactor)
+	lim := newLimiter(r, f.opts.MaxFieldBytes, f.opts.MaxFieldBytes*recordLimitFactor).
+		withHeader(MaxHeaderBytes).withMaxFields(MaxColumns)
 	cr := csv.NewReader(lim)
 	cr.ReuseRecord = true
 	// FieldsPerRecord stays 0: the header fixes the width and csv.Reader
@@ -125,6 +155,7 @@ type headerInfo struct {
 	names   []string // field names of the columns kept, in file order
 	keep    []int    // for each kept column, its index in the raw record
 	rawName []string // for each raw column, a name for messages
+	field   []string // for each raw column, its field name ("" when unnamed)
 }
 
 // knownColumns are sc_req_item fields (and dot-walk roots) by which a file is
@@ -170,6 +201,7 @@ func translateHeader(raw []string) (h headerInfo, refusal string, warnings []str
 	var unnamed []string
 	for i, label := range raw {
 		name := CanonicalField(label)
+		h.field = append(h.field, name)
 		if name == "" {
 			h.rawName = append(h.rawName, fmt.Sprintf("column %d", i+1))
 			unnamed = append(unnamed, itoa(i+1))
@@ -350,6 +382,18 @@ func (d *recordDecoder) GetCSVRow() ([]string, error) {
 		if allEmpty(rec) {
 			continue // a line of bare commas, as spreadsheets leave at the end
 		}
+		if same, ok := d.headerRow(rec); ok {
+			if !same {
+				// the rows after it follow another layout: read with this
+				// file's header they would put values in the wrong fields
+				d.refusal = fmt.Sprintf("line %d is the header of another export, with other columns than line 1's: "+
+					"two different exports concatenated? The rows after it cannot be read with the first header; "+
+					"give the exports as separate files", line)
+				return nil, fmt.Errorf("%w: %s: %s", ErrRefused, d.path, d.refusal)
+			}
+			return d.problem(line, Problem{Reason: ReasonRepeatedHeader, Detail: fmt.Sprintf(
+				"a second header row at line %d: two exports concatenated? skipped; the rows after it are read", line)})
+		}
 		for i, idx := range d.hdr.keep {
 			d.row[i] = unescapeFormula(rec[idx])
 		}
@@ -360,7 +404,39 @@ func (d *recordDecoder) GetCSVRow() ([]string, error) {
 	}
 }
 
+// headerRow reports whether rec is a header row (ok): its number column
+// holds the label of the number column, which no RITM number is. same says
+// whether it names the same columns as the file's header, compared as
+// field names (labels canonicalised, a BOM dropped), so that a second export
+// with labels instead of field names still matches.
+func (d *recordDecoder) headerRow(rec []string) (same, ok bool) {
+	// what CanonicalField maps to "number", without its allocations, as
+	// this runs on every row
+	col := d.hdr.keep[d.numberCol]
+	if !strings.EqualFold(strings.TrimSpace(stripBOM(rec[col])), "number") {
+		return false, false
+	}
+	for i, v := range rec {
+		if CanonicalField(stripBOM(v)) != d.hdr.field[i] {
+			return false, true
+		}
+	}
+	return true, true
+}
+
+// stripBOM drops a byte-order mark at the start of a field: the one of a
+// second export appended to the first, as UTF-8 or as a Windows-1252 file
+// shows it ("ï»¿").
+func stripBOM(s string) string {
+	s = strings.TrimPrefix(s, "\ufeff")
+	return strings.TrimPrefix(s, "\u00ef\u00bb\u00bf")
+}
+
 func (d *recordDecoder) cutProblem(line int, c cut) Problem {
+	if c.fields {
+		return Problem{Reason: ReasonFieldCount, Detail: fmt.Sprintf(
+			"the record has more than %d fields, the header has %d; skipped", d.lim.maxFields, len(d.hdr.rawName))}
+	}
 	if c.record {
 		return Problem{Reason: ReasonRecordTooLarge, Detail: fmt.Sprintf(
 			"the record is larger than %d bytes; skipped", d.lim.recLimit)}

@@ -3,6 +3,8 @@ package source
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -12,6 +14,7 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"testing/iotest"
 	"time"
 )
 
@@ -166,6 +169,27 @@ func TestReadCSVFixtures(t *testing.T) {
 				"bad_rows.csv:7  wrong_field_count",
 			},
 			encoding: "utf-8", rows: 6, columns: defaultColumns,
+		},
+		{
+			// two exports concatenated with cat: the second one's BOM and
+			// header (in labels) are a problem, never a request
+			file:     "concatenated.csv",
+			where:    []string{"concatenated.csv:2 RITM0010001", "concatenated.csv:3 RITM0010002", "concatenated.csv:5 RITM0010003"},
+			fields:   map[string]map[string]string{"RITM0010003": {"number": "RITM0010003", "requested_for.email": "user10003@example.com"}},
+			problems: []string{"concatenated.csv:4  repeated_header"},
+			encoding: "utf-8-bom", rows: 4, columns: defaultColumns,
+		},
+		{
+			// classic-Mac CR-only line endings, a CR inside a quoted name:
+			// read line by line, with the lines counted at each CR
+			file:  "cr_only.csv",
+			where: []string{"cr_only.csv:2 RITM0010001", "cr_only.csv:3 RITM0010002", "cr_only.csv:6 RITM0010004"},
+			fields: map[string]map[string]string{
+				"RITM0010002": {"requested_for.name": "Two\nLines", "sys_updated_on": "2026-11-30 14:05:12"},
+				"RITM0010004": {"sys_updated_on": "2026-11-30 14:05:12"},
+			},
+			problems: []string{"cr_only.csv:5  wrong_field_count"},
+			encoding: "utf-8", rows: 4, columns: defaultColumns,
 		},
 	}
 	for _, tc := range tests {
@@ -677,13 +701,13 @@ func TestScanFileChunkBoundaries(t *testing.T) {
 		pad := strings.Repeat("a", scanChunk-shift)
 		for _, ch := range []string{"é", "€", "😀"} {
 			data := pad + ch + "\n" + ch
-			s, err := scanFile(context.Background(), strings.NewReader(data))
+			s, err := scanFile(context.Background(), strings.NewReader(data), false)
 			if err != nil || s.invalidUTF8 != -1 || s.size != int64(len(data)) {
 				t.Errorf("shift %d %q: invalid at %d, size %d, err %v", shift, ch, s.invalidUTF8, s.size, err)
 			}
 		}
 		data := pad + "\n\nb\xe9c"
-		s, _ := scanFile(context.Background(), strings.NewReader(data))
+		s, _ := scanFile(context.Background(), strings.NewReader(data), false)
 		if want := int64(len(pad) + 3); s.invalidUTF8 != want || s.invalidLine != 3 {
 			t.Errorf("shift %d: invalid at %d line %d, want %d line 3", shift, s.invalidUTF8, s.invalidLine, want)
 		}
@@ -754,5 +778,174 @@ func TestReadCSVMaxProblems(t *testing.T) {
 	}
 	if len(out.reqs) != 2 {
 		t.Errorf("%d records, want 2", len(out.reqs))
+	}
+}
+
+func TestReadCSVRepeatedHeader(t *testing.T) {
+	out := readCSV(t, CSVOptions{}, fixture("concatenated.csv"))
+	if out.err != nil {
+		t.Fatal(out.err)
+	}
+	if len(out.res.Problems) != 1 || out.res.Problems[0].Error() !=
+		"testdata/csv/concatenated.csv:4: a second header row at line 4: two exports concatenated? skipped; the rows after it are read" {
+		t.Errorf("problems %q", out.res.Problems)
+	}
+
+	// A second header with the columns in another order: the rows after it
+	// would be read into the wrong fields, so the file is refused.
+	dir := t.TempDir()
+	path := writeFile(t, dir, "other.csv", "number,requested_for.email,requested_for.user_name\n"+
+		"RITM1,a@example.com,a\n\ufeffnumber,requested_for.user_name,requested_for.email\nRITM2,b,b@example.com\n")
+	out = readCSV(t, CSVOptions{}, path)
+	want := "line 3 is the header of another export, with other columns than line 1's: two different exports concatenated?"
+	if !errors.Is(out.err, ErrRefused) || !strings.Contains(out.err.Error(), path+": "+want) ||
+		!strings.HasPrefix(out.res.Files[0].Refused, want) {
+		t.Errorf("err %v, files %+v", out.err, out.res.Files)
+	}
+	if got := out.where(); !reflect.DeepEqual(got, []string{"other.csv:2 RITM1"}) {
+		t.Errorf("records %q: only the rows before the second header may have been emitted", got)
+	}
+
+	// "number" in a number column that is not the first one, in a Windows-1252
+	// file (where a UTF-8 BOM decodes as "ï»¿"): still a header row.
+	path = writeFile(t, dir, "w1252.csv", "sys_id,Number,requested_for.name\n1,RITM1,M\xfcller\n\xef\xbb\xbfsys_id,number,Requested for.Name\n2,RITM2,B\n")
+	out = readCSV(t, CSVOptions{Encoding: "windows-1252"}, path)
+	if out.err != nil {
+		t.Fatal(out.err)
+	}
+	if got, want := out.problems(), []string{"w1252.csv:3  repeated_header"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("problems %q, want %q", got, want)
+	}
+	if got, want := out.where(), []string{"w1252.csv:2 RITM1", "w1252.csv:4 RITM2"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("records %q, want %q", got, want)
+	}
+}
+
+func TestReadCSVCROnlyLineEndings(t *testing.T) {
+	out := readCSV(t, CSVOptions{}, fixture("cr_only.csv"))
+	if out.err != nil {
+		t.Fatal(out.err)
+	}
+	if len(out.res.Warnings) != 1 || !strings.HasPrefix(out.res.Warnings[0],
+		"testdata/csv/cr_only.csv: CR-only line endings (classic Mac OS, as Excel for Mac's \"CSV (Macintosh)\" writes them)") {
+		t.Errorf("warnings %q", out.res.Warnings)
+	}
+	raw, err := os.ReadFile(fixture("cr_only.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum := sha256.Sum256(raw); out.res.Files[0].SHA256 != hex.EncodeToString(sum[:]) {
+		t.Errorf("SHA256 %s is not the hash of the file's own bytes", out.res.Files[0].SHA256)
+	}
+
+	// The refusals that name a line count CR-terminated lines too.
+	dir := t.TempDir()
+	for _, tc := range []struct{ content, want string }{
+		{"number,requested_for.name\rRITM1,a\rRITM2,\x81\r", "invalid text: line 3 (byte offset 40) holds byte 0x81"},
+		{"number,requested_for.name\rRITM1,a\rRITM2,\"open\rRITM3,c\r", "a quoted field opened at line 3 is never closed: lines 3 to 4"},
+	} {
+		path := writeFile(t, dir, "cr.csv", tc.content)
+		out := readCSV(t, CSVOptions{}, path)
+		if !errors.Is(out.err, ErrRefused) || !strings.HasPrefix(out.res.Files[0].Refused, tc.want) {
+			t.Errorf("%q: err %v\nwant refused as %q", tc.content, out.err, tc.want)
+		}
+	}
+}
+
+// TestCRToLF reads one byte at a time, so that every CR is judged by a
+// byte the reader has not read yet.
+func TestCRToLF(t *testing.T) {
+	for in, want := range map[string]string{
+		"a\rb\r\nc\r\rd\r": "a\nb\r\nc\n\nd\n",
+		"\r\n\r":           "\r\n\n",
+		"no line end":      "no line end",
+	} {
+		r := newCRToLF(iotest.OneByteReader(strings.NewReader(in)))
+		var got []byte
+		var b [1]byte
+		for {
+			n, err := r.Read(b[:])
+			got = append(got, b[:n]...)
+			if err != nil {
+				break
+			}
+		}
+		if string(got) != want {
+			t.Errorf("%q read as %q, want %q", in, got, want)
+		}
+	}
+	for head, want := range map[string]bool{
+		"number,sys_id\rRITM1": true, "\ufeffnumber\rRITM1": true,
+		"number\r\nRITM1": false, "number\nRITM1\r": false, "number\r": false, "number": false,
+	} {
+		if got := crLineEndings([]byte(head)); got != want {
+			t.Errorf("crLineEndings(%q) = %v", head, got)
+		}
+	}
+}
+
+// TestReadCSVColumnLimits checks the bounds on the header and on the
+// fields of a record, and that a huge header is refused with memory
+// following the bounds, not the line.
+func TestReadCSVColumnLimits(t *testing.T) {
+	dir := t.TempDir()
+	columns := func(n int) string {
+		var b strings.Builder
+		b.WriteString("number")
+		for i := 1; i < n; i++ {
+			fmt.Fprintf(&b, ",c%d", i)
+		}
+		return b.String()
+	}
+	// exactly MaxColumns is an export
+	path := writeFile(t, dir, "max.csv", columns(MaxColumns)+"\nRITM1"+strings.Repeat(",x", MaxColumns-1)+"\n")
+	if out := readCSV(t, CSVOptions{}, path); out.err != nil || len(out.reqs) != 1 || len(out.res.Files[0].Columns) != MaxColumns {
+		t.Errorf("%d columns: err %v, %d records", MaxColumns, out.err, len(out.reqs))
+	}
+	for _, tc := range []struct{ header, want string }{
+		{columns(MaxColumns + 1), "the first line has more than 2000 columns: not the header of a ServiceNow export"},
+		{"number,requested_for.email," + strings.Repeat("x", MaxHeaderBytes), "the first line is longer than 262144 bytes"},
+	} {
+		path := writeFile(t, dir, "wide.csv", tc.header+"\nRITM1,a,b\n")
+		out := readCSV(t, CSVOptions{}, path)
+		if !errors.Is(out.err, ErrRefused) || !strings.HasPrefix(out.res.Files[0].Refused, tc.want) {
+			t.Errorf("err %v, want refused as %q", out.err, tc.want)
+		}
+	}
+	// a small field limit bounds the header below MaxHeaderBytes
+	path = writeFile(t, dir, "field.csv", "number,"+strings.Repeat("y", 200)+"\nRITM1,a\n")
+	if out := readCSV(t, CSVOptions{MaxFieldBytes: 100}, path); !errors.Is(out.err, ErrRefused) ||
+		out.res.Files[0].Refused != "column 2 of the first line is longer than 100 bytes: not the header of a CSV export" {
+		t.Errorf("err %v", out.err)
+	}
+
+	// a data row of too many fields is a wrong field count, cut at the bound
+	path = writeFile(t, dir, "row.csv", "number,requested_for.email,requested_for.name\n"+
+		"RITM1"+strings.Repeat(",x", 3*MaxColumns)+"\nRITM2,b@example.com,B\n")
+	out := readCSV(t, CSVOptions{}, path)
+	if out.err != nil {
+		t.Fatal(out.err)
+	}
+	if len(out.res.Problems) != 1 || out.res.Problems[0].Error() != path+":2: the record has more than 2000 fields, the header has 3; skipped" {
+		t.Errorf("problems %q", out.res.Problems)
+	}
+	if got, want := out.where(), []string{"row.csv:3 RITM2"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("records %q, want %q", got, want)
+	}
+
+	// a million columns (7 MB) refused within a few MB of allocations
+	path = filepath.Join(dir, "million.csv")
+	if err := os.WriteFile(path, []byte(columns(1_000_000)+"\nRITM1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	out = readCSV(t, CSVOptions{}, path)
+	runtime.ReadMemStats(&after)
+	if !errors.Is(out.err, ErrRefused) {
+		t.Fatalf("err %v", out.err)
+	}
+	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 4<<20 {
+		t.Errorf("allocated %d KiB refusing a header of a million columns; it should follow the bounds", alloc>>10)
 	}
 }
