@@ -306,7 +306,7 @@ func (c *Config) absFrom(p string) string {
 
 func (c *Config) describe() string {
 	if c.path == "" {
-		return "no config file"
+		return "no config file found"
 	}
 	return fmt.Sprintf("config %s", c.path)
 }

@@ -130,7 +130,7 @@ func resolveSettings(env Env, f *flagSet, c *commonFlags, needDuo bool) (*settin
 			missing = append(missing, "the Duo secret key (DUO_SKEY, or duo.skey_file / --duo-skey-file)")
 		}
 		if len(missing) > 0 {
-			return nil, usageErrorf("%s does not say: %s", cfg.describe(), strings.Join(missing, ", "))
+			return nil, usageErrorf("missing Duo settings: %s (%s)", strings.Join(missing, ", "), cfg.describe())
 		}
 	}
 	s.workers = cfg.Duo.Workers

@@ -159,8 +159,15 @@ func printValidate(env Env, v validateJSON, readErr error) {
 	if len(v.Invalid) == 0 {
 		fmt.Fprintln(w, "All rows are valid.")
 	} else {
-		fmt.Fprintf(w, "%d invalid rows (reported above, and skipped by plan and apply).\n", len(v.Invalid))
+		fmt.Fprintf(w, "%s (reported above, and skipped by plan and apply).\n", plural(len(v.Invalid), "invalid row", "invalid rows"))
 	}
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
 }
 
 func countList(m map[string]int) string {
