@@ -35,11 +35,10 @@ type run struct {
 	command string
 	started time.Time
 
-	stateDir string
-	journal  *journal.Journal
-	lock     *statedir.LockFile
-	duo      *duo.Client
-	sn       *servicenow.Client
+	journal *journal.Journal
+	lock    *statedir.LockFile
+	duo     *duo.Client
+	sn      *servicenow.Client
 
 	src        sourceSummary
 	desired    dsync.Desired
@@ -64,7 +63,6 @@ type sourceSummary struct {
 	sha256   string // of the CSV files together, or of the ServiceNow query
 	describe string
 	warnings []string
-	problems []source.Problem
 }
 
 func newRunID(now time.Time) string {
@@ -88,7 +86,6 @@ func newRun(ctx context.Context, env Env, s *settings, mode, command string) (*r
 	if err != nil {
 		return nil, withCode(exitUsage, fmt.Errorf("state directory: %w", err))
 	}
-	r.stateDir = dir
 	if s.reportDir == "" {
 		s.reportDir = filepath.Join(dir, "reports")
 	}
@@ -169,7 +166,7 @@ func (r *run) readSource(ctx context.Context) error {
 				return add(req)
 			})
 		}
-		r.src = sourceSummary{kind: "csv", files: res.Files, warnings: res.Warnings, problems: res.Problems}
+		r.src = sourceSummary{kind: "csv", files: res.Files, warnings: res.Warnings}
 		r.src.describe = strings.Join(filePaths(res.Files), ", ")
 		r.src.sha256 = combinedSHA(res.Files)
 		if err != nil {
