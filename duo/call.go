@@ -114,8 +114,22 @@ const (
 	unknown                  // sent, no usable answer
 )
 
-// maxBody bounds an answer: a page of 300 users is well under a megabyte.
-const maxBody = 64 << 20
+// maxBody bounds one answer, which is held whole in memory while it is
+// decoded, by up to Concurrency reads at once. The largest answer duosync
+// asks for is a page of 300 users: about 250 KB from the emulator (groups
+// included) and, with several phones, tokens and groups per user, still
+// under 2 MB. 16 MiB leaves ample headroom for that while keeping 8
+// concurrent reads well under a few hundred MB even when a proxy or a
+// broken server streams something far larger.
+const maxBody = 16 << 20
+
+// answerTooLargeError is an answer cut off at maxBody. Reads fail on it at
+// once: asking again would only fetch the same oversized answer.
+type answerTooLargeError struct{ limit int64 }
+
+func (e *answerTooLargeError) Error() string {
+	return fmt.Sprintf("answer larger than the client's limit of %d MiB", e.limit>>20)
+}
 
 // do runs req with retries and returns Duo's "response" and "metadata".
 func (c *Client) do(ctx context.Context, req request) (*envelope, error) {
@@ -232,6 +246,16 @@ func (c *Client) transportFailure(ctx, actx context.Context, req request, sent b
 		e := duoError(req, http.StatusTooManyRequests, rl.body)
 		return nil, throttled, rl.retryAfter, e
 	}
+	if tl, ok := errors.AsType[*answerTooLargeError](err); ok {
+		// Duo did answer: the request was received. A read is not worth
+		// repeating; a write may have been done and is settled the usual
+		// way (outcome unknown, verified by a read).
+		err = fmt.Errorf("duo %s %s: %w", req.method, req.path, tl)
+		if req.write() {
+			return nil, unknown, 0, &outcomeUnknownError{method: req.method, path: req.path, cause: tl}
+		}
+		return nil, done, 0, err
+	}
 	switch {
 	case ctx.Err() != nil:
 		err = ctx.Err()
@@ -342,21 +366,29 @@ func (t *callTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		resp.Body.Close()
 		return nil, &rateLimitedError{retryAfter: parseRetryAfter(resp.Header.Get("Retry-After")), body: body}
 	}
-	resp.Body = &limitedBody{r: io.LimitReader(resp.Body, maxBody+1), c: resp.Body}
+	if resp.ContentLength > maxBody {
+		// Announced too large: refuse it before reading a byte of it.
+		resp.Body.Close()
+		return nil, &answerTooLargeError{limit: maxBody}
+	}
+	resp.Body = &limitedBody{r: io.LimitReader(resp.Body, maxBody+1), c: resp.Body, limit: maxBody}
 	return resp, nil
 }
 
+// limitedBody fails a read once more than limit bytes came, so that
+// duo_api_golang's io.ReadAll stops there instead of buffering it all.
 type limitedBody struct {
-	r io.Reader
-	c io.Closer
-	n int64
+	r     io.Reader
+	c     io.Closer
+	n     int64
+	limit int64
 }
 
 func (b *limitedBody) Read(p []byte) (int, error) {
 	n, err := b.r.Read(p)
 	b.n += int64(n)
-	if b.n > maxBody {
-		return n, fmt.Errorf("answer larger than %d bytes", maxBody)
+	if b.n > b.limit {
+		return n, &answerTooLargeError{limit: b.limit}
 	}
 	return n, err
 }

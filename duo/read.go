@@ -36,6 +36,17 @@ var errNoResponse = errors.New(`answer without a "response"`)
 // segments for): far above any real account.
 const maxListSize = 20_000_000
 
+// maxSequentialRows bounds a list read that has no total_objects at all,
+// where nothing else ends a server that keeps sending full pages with a
+// further next_offset. Duo's list endpoints (and duotest) always send
+// total_objects, and those reads are bounded by the count (at most
+// maxListSize), so this bound only meets a proxy or a server that is not
+// quite Duo. 25,000 rows (84 users pages, about 20 MB decoded) is far more
+// than any user's groups or any account's groups, and stops a list that
+// never ends within seconds rather than when memory runs out; a real
+// account that large always states its size.
+const maxSequentialRows = 25_000
+
 // wireUser is a Duo user object as the Admin API sends it.
 type wireUser struct {
 	UserID        string            `json:"user_id"`
@@ -224,7 +235,25 @@ func readRest[T interface{ key() string }](ctx context.Context, c *Client, spec 
 // a server that does not say total_objects.
 func readSequential[T interface{ key() string }](ctx context.Context, c *Client, spec listSpec, first page[T]) ([]T, int, error) {
 	out := append([]T(nil), first.items...)
-	for p := first; p.hasNext; {
+	// A list that states a plausible size (read here because its
+	// next_offset did not match its page size) is bounded by that size.
+	bound, what := maxSequentialRows, "no total_objects"
+	if first.hasTotal {
+		what = fmt.Sprintf("total_objects %d", first.total)
+		if first.total > bound && first.total <= maxListSize {
+			bound = first.total
+		}
+	}
+	for p := first; ; {
+		// Checked on next_offset too, so that a jump far ahead fails
+		// before it is followed.
+		if len(out) > bound || p.hasNext && p.next > bound {
+			return nil, 0, fmt.Errorf("duo GET %s: %s and more than %d rows (offset %d): "+
+				"refusing a list that long", spec.path, what, bound, max(len(out), p.next))
+		}
+		if !p.hasNext {
+			break
+		}
 		var err error
 		if p, err = fetchPage[T](ctx, c, spec, p.next, spec.limit); err != nil {
 			return nil, 0, err

@@ -359,3 +359,103 @@ func TestListUsersWithoutTotalFollowsNextOffset(t *testing.T) {
 		t.Errorf("%d calls, want 3", got)
 	}
 }
+
+// Without total_objects only a size bound ends a list of full pages that
+// always points further on: the read fails at it, with an error that says
+// so, instead of reading until memory runs out.
+func TestListUsersWithoutTotalIsBounded(t *testing.T) {
+	t.Run("endless full pages", func(t *testing.T) {
+		page := make([]any, 300)
+		f := newFake(t, func(w http.ResponseWriter, r *http.Request, req seenReq) {
+			var offset int
+			fmt.Sscan(req.Params.Get("offset"), &offset)
+			for i := range page {
+				page[i] = map[string]any{"user_id": fmt.Sprintf("DU%018d", offset+i), "username": fmt.Sprint("u", offset+i)}
+			}
+			success(w, page, map[string]any{"next_offset": offset + len(page)})
+		})
+		c, _ := newClient(t, f)
+		users, _, err := c.ListUsers(context.Background())
+		if err == nil || users != nil {
+			t.Fatalf("endless list: %d users and error %v, want an error", len(users), err)
+		}
+		for _, want := range []string{"/admin/v1/users", "total_objects", "25000 rows"} {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("error %q does not mention %q", err, want)
+			}
+		}
+		// 25,000 rows are 84 pages of 300 (the last one past the bound).
+		if got := f.count("GET", "/admin/v1/users"); got > 84 {
+			t.Errorf("%d calls, want at most 84", got)
+		}
+	})
+	t.Run("next_offset jumps past the bound", func(t *testing.T) {
+		f := newFake(t, func(w http.ResponseWriter, r *http.Request, req seenReq) {
+			var offset int
+			fmt.Sscan(req.Params.Get("offset"), &offset)
+			success(w, []any{fakeUser(offset)}, map[string]any{"next_offset": offset + 10_000_000})
+		})
+		c, _ := newClient(t, f)
+		if _, _, err := c.ListUsers(context.Background()); err == nil || !strings.Contains(err.Error(), "total_objects") {
+			t.Fatalf("got error %v, want one about a list without total_objects", err)
+		}
+		if got := f.count("GET", "/admin/v1/users"); got != 1 {
+			t.Errorf("%d calls, want 1: the jump is refused before it is followed", got)
+		}
+	})
+	// A list read page by page although it states its size (its
+	// next_offset does not match its page size) is bounded by that size.
+	t.Run("stated total is the bound", func(t *testing.T) {
+		f := newFake(t, func(w http.ResponseWriter, r *http.Request, req seenReq) {
+			var offset int
+			fmt.Sscan(req.Params.Get("offset"), &offset)
+			next := map[int]int{0: 29_000, 29_000: 35_000}[offset]
+			success(w, []any{fakeUser(offset), fakeUser(offset + 1)}, map[string]any{"next_offset": next, "total_objects": 30_000})
+		})
+		c, _ := newClient(t, f)
+		_, _, err := c.ListUsers(context.Background())
+		if err == nil || !strings.Contains(err.Error(), "total_objects 30000 and more than 30000 rows") {
+			t.Fatalf("got error %v, want one bounded by total_objects 30000", err)
+		}
+		if got := f.count("GET", "/admin/v1/users"); got != 2 {
+			t.Errorf("%d calls, want 2: offset 29000 is within the stated total, 35000 is not", got)
+		}
+	})
+}
+
+// An answer over the body limit fails the read at once, naming the
+// endpoint and the limit: asking again would fetch the same answer.
+func TestOversizedAnswerFailsWithoutRetry(t *testing.T) {
+	for _, announced := range []bool{true, false} {
+		t.Run(fmt.Sprintf("content-length=%v", announced), func(t *testing.T) {
+			f := newFake(t, func(w http.ResponseWriter, r *http.Request, req seenReq) {
+				const size = 17 << 20 // just over the 16 MiB limit
+				if announced {
+					w.Header().Set("Content-Length", fmt.Sprint(size))
+				}
+				row := []byte(`{"user_id":"DU000000000000000001","username":"a"},`)
+				fmt.Fprint(w, `{"stat":"OK","response":[`)
+				for n := 0; n < size; n += len(row) {
+					if _, err := w.Write(row); err != nil {
+						return // the client hung up, as it should
+					}
+				}
+			})
+			// A long attempt timeout: on a loaded machine reading 16 MiB must
+			// not time out and be retried for that reason instead.
+			c, _ := newClient(t, f, func(c *duo.Config) { c.MaxAttempts, c.Timeout = 3, time.Minute })
+			_, _, err := c.ListUsers(context.Background())
+			if err == nil {
+				t.Fatal("an oversized answer was read")
+			}
+			for _, want := range []string{"/admin/v1/users", "larger than", "16 MiB"} {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("error %q does not mention %q", err, want)
+				}
+			}
+			if got := f.count("GET", "/admin/v1/users"); got != 1 {
+				t.Errorf("%d calls, want 1 (no retry); error %v", got, err)
+			}
+		})
+	}
+}
