@@ -254,32 +254,6 @@ func chaosApply(t *testing.T, env []string, timeout time.Duration) result {
 	return r
 }
 
-// startServiceNowWith is startServiceNow with environment for the emulator
-// (its OAuth client secret comes from $SN_CLIENT_SECRET, never argv).
-func startServiceNowWith(t *testing.T, env []string, args ...string) *snEmu {
-	t.Helper()
-	line, _, _ := startProcess(t, append([]string{"emulate", "servicenow"}, args...), env)
-	var e snEmu
-	if err := json.Unmarshal(line, &e); err != nil {
-		t.Fatalf("emulate servicenow ready line %q: %v", line, err)
-	}
-	return &e
-}
-
-func (e *snEmu) stats(t *testing.T) sntest.Stats {
-	t.Helper()
-	resp, err := http.Get(e.URL + "/_emulator/stats")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var st sntest.Stats
-	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
-		t.Fatal(err)
-	}
-	return st
-}
-
 // tokenRevoker is a reverse proxy in front of the ServiceNow emulator
 // process: every n-th Table API call with a bearer token reaches the
 // emulator with a token it never issued, as if an administrator had revoked

@@ -27,7 +27,14 @@ type snEmu struct {
 
 func startServiceNow(t *testing.T, args ...string) *snEmu {
 	t.Helper()
-	line, _, _ := startProcess(t, append([]string{"emulate", "servicenow"}, args...), nil)
+	return startServiceNowWith(t, nil, args...)
+}
+
+// startServiceNowWith starts the emulator with extra environment variables
+// (its password and OAuth secret come from SN_PASSWORD / SN_CLIENT_SECRET).
+func startServiceNowWith(t *testing.T, env []string, args ...string) *snEmu {
+	t.Helper()
+	line, _, _ := startProcess(t, append([]string{"emulate", "servicenow"}, args...), env)
 	var e snEmu
 	if err := json.Unmarshal(line, &e); err != nil {
 		t.Fatalf("emulate servicenow ready line %q: %v", line, err)
@@ -37,16 +44,28 @@ func startServiceNow(t *testing.T, args ...string) *snEmu {
 
 func (e *snEmu) state(t *testing.T) sntest.State {
 	t.Helper()
-	resp, err := http.Get(e.URL + "/_emulator/state")
+	var st sntest.State
+	e.getJSON(t, "/_emulator/state", &st)
+	return st
+}
+
+func (e *snEmu) stats(t *testing.T) sntest.Stats {
+	t.Helper()
+	var st sntest.Stats
+	e.getJSON(t, "/_emulator/stats", &st)
+	return st
+}
+
+func (e *snEmu) getJSON(t *testing.T, path string, v any) {
+	t.Helper()
+	resp, err := http.Get(e.URL + path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	var st sntest.State
-	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
-		t.Fatal(err)
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		t.Fatalf("GET %s: %v", path, err)
 	}
-	return st
 }
 
 // TestServiceNowSourceWithWriteBack runs apply --source servicenow against
