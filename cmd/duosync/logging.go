@@ -42,6 +42,9 @@ func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 }
 
 func isTerminalWriter(w io.Writer) bool {
+	if sw, ok := w.(*syncWriter); ok {
+		w = sw.w
+	}
 	f, ok := w.(*os.File)
 	return ok && term.IsTerminal(int(f.Fd()))
 }

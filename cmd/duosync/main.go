@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"syscall"
 )
 
@@ -72,6 +73,29 @@ type Env struct {
 	IsTerminal func() bool
 }
 
+// syncWriter serialises writes to a stream shared by goroutines. It keeps
+// the *os.File underneath visible to terminal detection.
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func newSyncWriter(w io.Writer) io.Writer {
+	if w == nil {
+		w = io.Discard
+	}
+	if _, ok := w.(*syncWriter); ok {
+		return w
+	}
+	return &syncWriter{w: w}
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
+}
+
 // command is one subcommand.
 type command struct {
 	name    string
@@ -103,6 +127,9 @@ func Run(ctx context.Context, args []string, env Env) int {
 	if env.Stdin == nil {
 		env.Stdin = strings.NewReader("")
 	}
+	// The apply pool's goroutines log, and the progress bar draws, on the
+	// same stream: one lock keeps their lines whole.
+	env.Stdout, env.Stderr = newSyncWriter(env.Stdout), newSyncWriter(env.Stderr)
 	err := dispatch(ctx, env, args)
 	if err != nil && !isSilent(err) {
 		fmt.Fprintln(env.Stderr, "duosync:", err)
