@@ -225,7 +225,7 @@ func LoadPlan(data []byte) (SavedPlan, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&sp); err != nil {
-		return SavedPlan{}, fmt.Errorf("invalid plan: %w", err)
+		return SavedPlan{}, fmt.Errorf("invalid plan: %w%s", err, whichAction(data))
 	}
 	if dec.More() {
 		return SavedPlan{}, errors.New("invalid plan: trailing data after the plan")
@@ -234,6 +234,28 @@ func LoadPlan(data []byte) (SavedPlan, error) {
 		return SavedPlan{}, fmt.Errorf("invalid plan: %w", err)
 	}
 	return sp, nil
+}
+
+// whichAction names the first action that does not decode strictly, so that
+// an error about a hand-edited field says where it is ("" if none).
+func whichAction(data []byte) string {
+	var raw struct {
+		Plan struct {
+			Actions []json.RawMessage `json:"actions"`
+		} `json:"plan"`
+	}
+	if json.Unmarshal(data, &raw) != nil {
+		return ""
+	}
+	for i, a := range raw.Plan.Actions {
+		dec := json.NewDecoder(bytes.NewReader(a))
+		dec.DisallowUnknownFields()
+		var act Action
+		if err := dec.Decode(&act); err != nil {
+			return fmt.Sprintf(" (in action %d, %s %s)", i+1, act.Kind, act.Username+act.Group)
+		}
+	}
+	return ""
 }
 
 // validate checks that the actions make sense together: every action that

@@ -223,3 +223,13 @@ func TestReadPlanFileRefusesAHugeFile(t *testing.T) {
 		t.Fatalf("a file over the limit: %v", err)
 	}
 }
+
+func TestLoadPlanNamesTheActionOfAnUnknownField(t *testing.T) {
+	data := []byte(`{"format":"duosync-plan","version":1,"plan":{"actions":[
+		{"kind":"enroll","username":"a@example.com","email":"a@example.com","reason":"x"},
+		{"kind":"enroll","username":"b@example.com","email":"b@example.com","reason":"x","force_delete":true}]}}`)
+	_, err := LoadPlan(data)
+	if err == nil || !strings.Contains(err.Error(), `unknown field "force_delete"`) || !strings.Contains(err.Error(), "in action 2, enroll b@example.com") {
+		t.Fatalf("error %v: want the field and the action", err)
+	}
+}
