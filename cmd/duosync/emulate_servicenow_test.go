@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -55,7 +54,7 @@ func TestEmulateServiceNowServes(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	outR, outW := io.Pipe()
-	var stderr snLockedBuffer
+	var stderr lockedBuffer
 	done := make(chan error, 1)
 	go func() {
 		done <- runEmulateServiceNow(ctx, []string{"--seed", seed, "--generate", "20", "--page-cap", "7", "--rate-limit", "1000/m"}, outW, &stderr)
@@ -99,21 +98,4 @@ func TestEmulateServiceNowServes(t *testing.T) {
 	if rest, _ := io.ReadAll(rd); len(rest) != 0 {
 		t.Errorf("more than the ready line on stdout: %q", rest)
 	}
-}
-
-type snLockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *snLockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *snLockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

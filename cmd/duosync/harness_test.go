@@ -53,7 +53,7 @@ type duoEmu struct {
 	SKey   string `json:"skey"`
 	CAFile string `json:"ca_file"`
 	cmd    *exec.Cmd
-	stderr *bytes.Buffer
+	stderr *lockedBuffer
 	client *http.Client
 }
 
@@ -78,12 +78,12 @@ func startDuo(t *testing.T, args ...string) *duoEmu {
 
 // startProcess runs duosync with args, waits for the first stdout line and
 // stops the process (SIGTERM) when the test ends.
-func startProcess(t *testing.T, args []string, env []string) ([]byte, *exec.Cmd, *bytes.Buffer) {
+func startProcess(t *testing.T, args []string, env []string) ([]byte, *exec.Cmd, *lockedBuffer) {
 	t.Helper()
 	cmd := exec.Command(binPath, args...)
 	cmd.Env = append(os.Environ(), env...)
-	stderr := &bytes.Buffer{}
-	cmd.Stderr = &lockedWriter{w: stderr}
+	stderr := &lockedBuffer{}
+	cmd.Stderr = stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -121,12 +121,6 @@ func startProcess(t *testing.T, args []string, env []string) ([]byte, *exec.Cmd,
 	}
 	return nil, nil, nil
 }
-
-type lockedWriter struct {
-	w io.Writer
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) { return l.w.Write(p) }
 
 func (e *duoEmu) getJSON(t *testing.T, path string, v any) {
 	t.Helper()

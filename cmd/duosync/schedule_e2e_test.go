@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"os"
 	"os/exec"
@@ -50,8 +49,8 @@ schedules:
 	}
 	cmd := exec.Command(binPath, "schedule", "--log-format", "json")
 	cmd.Env = append(cleanEnv(), s.env...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &lockedWriter{w: &stderr}
+	var stderr lockedBuffer
+	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
