@@ -63,8 +63,11 @@ func (r *run) apply(ctx context.Context, planFile string, yes bool) error {
 	}
 	if !yes {
 		ok, err := r.confirm()
-		if err != nil || !ok {
-			return withCode(exitOK, errOr(err, silentError("apply cancelled: nothing was written")))
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return withCode(exitOK, silentError("apply cancelled: nothing was written"))
 		}
 	}
 	if ctx.Err() != nil {
@@ -85,7 +88,12 @@ func (r *run) apply(ctx context.Context, planFile string, yes bool) error {
 	res := dsync.Apply(ctx, r.plan, c, r.journal, opts)
 	r.result = &res
 	r.printResult()
-	werr := r.writeBack(ctx)
+	// An interrupted run leaves its write-backs to the next one, which
+	// re-diffs and notes every request once.
+	var werr error
+	if ctx.Err() == nil {
+		werr = r.writeBack(ctx)
+	}
 	switch {
 	case res.Interrupted || ctx.Err() != nil:
 		if ie := interruption(ctx); ie != nil {
@@ -96,13 +104,6 @@ func (r *run) apply(ctx context.Context, planFile string, yes bool) error {
 		return withCode(exitPartial, silentError(fmt.Sprintf("%d actions failed (see the report)", res.Counts.Failed)))
 	}
 	return werr
-}
-
-func errOr(err, dflt error) error {
-	if err != nil {
-		return err
-	}
-	return dflt
 }
 
 // loadSavedPlan reads plan.json, checks it against what Duo has now, and

@@ -58,6 +58,19 @@ func TestApplyAsksOnATerminal(t *testing.T) {
 	}
 }
 
+// A terminal that closes stdin without an answer is a usage error, not a
+// silent success, and nothing is written.
+func TestApplyWithoutAnAnswerExits64(t *testing.T) {
+	emu := newEmulator(t)
+	env, stdout, stderr := inProcessEnv(t, emu, "", true)
+	if code := Run(context.Background(), []string{"apply", "--source", repoFile("sample.csv")}, env); code != exitUsage {
+		t.Fatalf("exit %d, want 64\n%s\n%s", code, stdout, stderr)
+	}
+	if !strings.Contains(stderr.String(), "no answer on stdin") || emu.Stats().Writes != 0 {
+		t.Errorf("stderr %q, writes %d", stderr.String(), emu.Stats().Writes)
+	}
+}
+
 func TestNoCommandPrintsUsage(t *testing.T) {
 	var out, errOut bytes.Buffer
 	code := Run(context.Background(), nil, Env{Stdout: &out, Stderr: &errOut, Getenv: func(string) string { return "" }})
